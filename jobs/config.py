@@ -1,0 +1,187 @@
+"""The one config loader: YAML file + ``--set key.path=value`` overrides, validated by pydantic.
+
+Every problem (unknown key, wrong type, missing input) becomes a single :class:`ConfigError` whose
+message names the file and the dotted key; the CLI prints it and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+STAGES = ("ingest",)
+
+
+class ConfigError(Exception):
+    """A user-facing configuration problem; the message is the whole story (no traceback)."""
+
+    def __init__(self, message: str, *, key: str | None = None, source: str | None = None) -> None:
+        self.key = key
+        self.source = source
+        where = ", ".join(part for part in (source and f"in {source}", key and f"key '{key}'") if part)
+        super().__init__(f"config error ({where}): {message}" if where else f"config error: {message}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class RunSettings(_Strict):
+    """Which stages ``curate run`` executes, in order."""
+
+    name: str = "curate"
+    stages: list[Literal["ingest"]] = Field(default_factory=lambda: list(STAGES))
+
+
+class SparkSettings(_Strict):
+    """Used to build the session; under spark-submit the submitted master wins."""
+
+    master: str = "local[*]"
+    app_name: str = "curate"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    driver_memory: str = "4g"
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class FieldMapping(_Strict):
+    """Where each bronze column comes from in the input records (JSONL keys / Parquet columns)."""
+
+    text: str = "text"
+    url: str | None = "url"
+    id: str | None = "id"
+    crawl_time: str | None = None
+
+
+class InputSettings(_Strict):
+    paths: list[str] = Field(min_length=1)
+    format: Literal["auto", "jsonl", "parquet", "warc"] = "auto"
+    source: str = Field(default="web", min_length=1)
+    fields: FieldMapping = Field(default_factory=FieldMapping)
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("paths", mode="before")
+    @classmethod
+    def _one_path_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class OutputSettings(_Strict):
+    root: str = Field(min_length=1)
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+
+class TableSettings(_Strict):
+    """``auto`` picks ``native`` when the delta-spark connector is on the JVM classpath, else ``embedded``."""
+
+    backend: Literal["auto", "native", "embedded"] = "auto"
+    bronze: str = "bronze"
+    quarantine: str = "quarantine"
+
+
+class IngestSettings(_Strict):
+    mode: Literal["overwrite", "append"] = "overwrite"
+    max_text_bytes: int = Field(default=1_000_000, gt=0)
+    batch_rows: int = Field(default=2048, gt=0)
+    raw_preview_chars: int = Field(default=500, ge=0)
+    html_main_content: bool = True
+
+
+class Config(_Strict):
+    run: RunSettings = Field(default_factory=RunSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    input: InputSettings
+    output: OutputSettings
+    tables: TableSettings = Field(default_factory=TableSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+
+    # Not part of the YAML: where the config came from, for error messages.
+    _source: str = "<memory>"
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    def config_hash(self) -> str:
+        """Stable hash of the effective settings, recorded with every run."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def parse_override(assignment: str) -> tuple[str, Any]:
+    """``a.b=3`` -> ("a.b", 3); the value is read as a YAML scalar/list so types survive."""
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set expects key.path=value, got {assignment!r}", source="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse value {raw!r}: {exc}", key=key, source="--set") from None
+    return key, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    for assignment in overrides:
+        key, value = parse_override(assignment)
+        node = data
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                prefix = ".".join(parts[: depth + 1])
+                raise ConfigError(f"'{prefix}' is a value, not a section", key=key, source="--set")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _describe(errors: list[Mapping[str, Any]], source: str) -> ConfigError:
+    messages = []
+    first_key = None
+    for error in errors:
+        key = ".".join(str(part) for part in error["loc"])
+        first_key = first_key or key
+        if error["type"] == "extra_forbidden":
+            messages.append(f"'{key}': unknown key")
+        elif error["type"] == "missing":
+            messages.append(f"'{key}': required key is missing")
+        else:
+            got = error.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            messages.append(f"'{key}': {error['msg']}{shown}")
+    return ConfigError("; ".join(messages), key=first_key if len(errors) == 1 else None, source=source)
+
+
+def validate_config(data: Mapping[str, Any], source: str = "<memory>") -> Config:
+    try:
+        config = Config.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _describe(exc.errors(), source) from None
+    config._source = source
+    return config
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
+    """Read, override and validate; the only way jobs get their settings."""
+    source = str(path)
+    config_path = Path(path)
+    if not config_path.is_file():
+        raise ConfigError("file not found", source=source)
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", source=source) from None
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping of sections", source=source)
+    overrides = list(overrides)
+    data = apply_overrides(data, overrides)
+    label = source + (" with --set overrides" if overrides else "")
+    return validate_config(data, label)

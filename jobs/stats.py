@@ -1,0 +1,67 @@
+"""Stage results and the run funnel (printed at the end of ``curate run`` and saved as JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from udfs import storage
+
+
+def new_run_id() -> str:
+    """Sortable and unique: UTC time to the second plus 6 random hex digits."""
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class StageResult:
+    """What a stage read, kept and dropped (by reason), and how long it took.
+
+    Invariant checked by :meth:`reconciles`: ``docs_in == docs_out + sum(drops.values())``.
+    """
+
+    stage: str
+    docs_in: int
+    docs_out: int
+    chars_in: int
+    chars_out: int
+    drops: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    tables: dict[str, int | None] = field(default_factory=dict)  # table name -> Delta version written
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def reconciles(self) -> bool:
+        return self.docs_in == self.docs_out + sum(self.drops.values())
+
+
+@dataclass
+class Funnel:
+    run_id: str
+    config_hash: str
+    stages: list[StageResult] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps({"run_id": self.run_id, "config_hash": self.config_hash,
+                           "stages": [asdict(stage) for stage in self.stages]}, indent=2, sort_keys=True)
+
+    def render(self) -> str:
+        header = (f"{'stage':<12}{'docs in':>12}{'docs out':>12}{'kept %':>8}{'chars in':>15}"
+                  f"{'chars out':>15}{'seconds':>9}")
+        lines = [f"funnel for run {self.run_id}", header, "-" * len(header)]
+        for stage in self.stages:
+            kept = 100.0 * stage.docs_out / stage.docs_in if stage.docs_in else 0.0
+            lines.append(f"{stage.stage:<12}{stage.docs_in:>12,}{stage.docs_out:>12,}{kept:>7.1f}%"
+                         f"{stage.chars_in:>15,}{stage.chars_out:>15,}{stage.seconds:>9.1f}")
+            for reason, count in sorted(stage.drops.items(), key=lambda item: (-item[1], item[0])):
+                lines.append(f"{'':<4}dropped {reason:<28}{count:>12,}")
+            if not stage.reconciles():
+                lines.append(f"{'':<4}WARNING: counts do not reconcile for {stage.stage}")
+        return "\n".join(lines)
+
+    def save(self, run_dir: str, storage_options: dict[str, str] | None = None) -> str:
+        target = storage.join(run_dir, "funnel.json")
+        storage.write_bytes(target, self.to_json().encode(), storage_options)
+        return target

@@ -1,0 +1,175 @@
+"""Paths that may be local or ``s3://``: listing, opening, copying.
+
+Spark's S3A jars are not always present (and never locally), so everything that must reach S3
+without them goes through boto3 here, configured by the same ``storage_options`` keys delta-rs
+uses (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ...).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+S3_SCHEMES = ("s3://", "s3a://", "s3n://")
+GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    size: int
+    root: str  # the non-glob prefix the file was found under; doc ids are relative to it
+
+    @property
+    def relative_path(self) -> str:
+        rel = self.path[len(self.root) :].lstrip("/") if self.path.startswith(self.root) else self.path
+        return rel or os.path.basename(self.path)
+
+
+def is_s3(path: str) -> bool:
+    return path.startswith(S3_SCHEMES)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    without_scheme = uri.split("://", 1)[1]
+    bucket, _, key = without_scheme.partition("/")
+    return bucket, key
+
+
+def join(base: str, *parts: str) -> str:
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def s3_client(storage_options: Mapping[str, str] | None = None) -> Any:
+    """A boto3 S3 client from delta-rs style options (falls back to the usual AWS env/config chain)."""
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    options = {key.upper(): value for key, value in (storage_options or {}).items()}
+    kwargs: dict[str, Any] = {}
+    endpoint = options.get("AWS_ENDPOINT_URL") or options.get("AWS_ENDPOINT")
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    if options.get("AWS_REGION"):
+        kwargs["region_name"] = options["AWS_REGION"]
+    if options.get("AWS_ACCESS_KEY_ID"):
+        kwargs["aws_access_key_id"] = options["AWS_ACCESS_KEY_ID"]
+        kwargs["aws_secret_access_key"] = options.get("AWS_SECRET_ACCESS_KEY")
+        if options.get("AWS_SESSION_TOKEN"):
+            kwargs["aws_session_token"] = options["AWS_SESSION_TOKEN"]
+    path_style = options.get("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "").lower() == "false" or bool(endpoint)
+    kwargs["config"] = BotoConfig(s3={"addressing_style": "path" if path_style else "auto"})
+    return boto3.client("s3", **kwargs)
+
+
+def _glob_root(pattern: str) -> str:
+    """The longest leading run of path components without glob characters."""
+    parts = pattern.split("/")
+    kept: list[str] = []
+    for part in parts:
+        if GLOB_CHARS & set(part):
+            break
+        kept.append(part)
+    return "/".join(kept)
+
+
+def list_files(pattern: str, storage_options: Mapping[str, str] | None = None) -> list[FileInfo]:
+    """Files matching a glob (``**`` allowed) or under a directory, sorted by path."""
+    if is_s3(pattern):
+        return _list_s3(pattern, storage_options)
+    pattern = os.path.expanduser(pattern)
+    if os.path.isdir(pattern):
+        root = pattern.rstrip("/")
+        matches = glob.glob(os.path.join(root, "**", "*"), recursive=True)
+    else:
+        root = _glob_root(pattern) if GLOB_CHARS & set(pattern) else os.path.dirname(pattern)
+        matches = glob.glob(pattern, recursive=True)
+    files = [
+        FileInfo(os.path.abspath(path), os.path.getsize(path), os.path.abspath(root or "."))
+        for path in matches
+        if os.path.isfile(path) and not os.path.basename(path).startswith((".", "_"))
+    ]
+    return sorted(files, key=lambda info: info.path)
+
+
+def _list_s3(pattern: str, storage_options: Mapping[str, str] | None) -> list[FileInfo]:
+    scheme = pattern.split("://", 1)[0]
+    bucket, key_pattern = split_s3(pattern)
+    has_glob = bool(GLOB_CHARS & set(key_pattern))
+    prefix = _glob_root(key_pattern) if has_glob else key_pattern
+    client = s3_client(storage_options)
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if key.endswith("/"):
+                continue
+            if has_glob and not fnmatch.fnmatchcase(key, key_pattern.replace("**/", "*")):
+                continue
+            if not has_glob and key != prefix and not key.startswith(prefix.rstrip("/") + "/"):
+                continue
+            root_key = prefix if has_glob or key != prefix else os.path.dirname(prefix)
+            root = f"{scheme}://{bucket}/{root_key.rstrip('/')}".rstrip("/")
+            found.append(FileInfo(f"{scheme}://{bucket}/{key}", int(obj["Size"]), root))
+    return sorted(found, key=lambda info: info.path)
+
+
+def open_input(path: str, storage_options: Mapping[str, str] | None = None) -> IO[bytes]:
+    """A readable binary stream (S3 objects are streamed, not downloaded whole)."""
+    if is_s3(path):
+        bucket, key = split_s3(path)
+        body = s3_client(storage_options).get_object(Bucket=bucket, Key=key)["Body"]
+        return body._raw_stream if hasattr(body, "_raw_stream") else body
+    return open(path, "rb")
+
+
+def upload(local_path: str, uri: str, storage_options: Mapping[str, str] | None = None) -> None:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client(storage_options).upload_file(local_path, bucket, key)
+    else:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local_path, uri)
+
+
+def download(uri: str, local_path: str, storage_options: Mapping[str, str] | None = None) -> None:
+    Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client(storage_options).download_file(bucket, key, local_path)
+    else:
+        shutil.copyfile(uri, local_path)
+
+
+def delete(uri: str, storage_options: Mapping[str, str] | None = None) -> None:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client(storage_options).delete_object(Bucket=bucket, Key=key)
+    elif os.path.exists(uri):
+        os.remove(uri)
+
+
+def write_bytes(uri: str, payload: bytes, storage_options: Mapping[str, str] | None = None) -> None:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        s3_client(storage_options).put_object(Bucket=bucket, Key=key, Body=payload)
+    else:
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri).write_bytes(payload)
+
+
+def exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        response = s3_client(storage_options).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        return response.get("KeyCount", 0) > 0
+    return os.path.exists(uri)
