@@ -16,18 +16,19 @@ from typing import Any
 
 from jobs.config import STAGES, Config, ConfigError, load_config
 from jobs.preflight import PreflightError, check_java
-from jobs.stats import Funnel, StageResult, new_run_id
+from jobs.stats import Funnel, new_run_id
 from udfs import storage
 
 EXIT_CONFIG = 2
 EXIT_ENVIRONMENT = 3
 
 
-def _stage_runner(stage: str) -> Callable[[Any, Config, str], StageResult]:
+def _stage_module(stage: str) -> Any:
+    """Each stage module has ``check(config)`` (fast, no Spark) and ``run(spark, config, run_id)``."""
     if stage == "ingest":
         from jobs import ingest
 
-        return ingest.run
+        return ingest
     raise ConfigError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}", key="run.stages")
 
 
@@ -45,15 +46,17 @@ def run_stages(config: Config, stages: Sequence[str], run_id: str | None = None,
     from jobs.spark import get_spark
 
     run_id = run_id or new_run_id()
-    runners = [(stage, _stage_runner(stage)) for stage in stages]
+    modules = [_stage_module(stage) for stage in stages]
+    for module in modules:  # config and input problems surface before Spark starts
+        module.check(config)
     spark = spark or get_spark(config.spark)
     funnel = Funnel(run_id=run_id, config_hash=config.config_hash())
     run_dir = storage.join(config.output.root, "runs", run_id)
     storage.write_bytes(storage.join(run_dir, "config.json"),
                         config.model_dump_json(indent=2).encode(), config.output.storage_options)
-    for _stage, runner in runners:
+    for module in modules:
         started = time.monotonic()
-        result = runner(spark, config, run_id)
+        result = module.run(spark, config, run_id)
         result.seconds = round(time.monotonic() - started, 2)
         funnel.stages.append(result)
     funnel.save(run_dir, config.output.storage_options)

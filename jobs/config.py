@@ -126,11 +126,22 @@ def parse_override(assignment: str) -> tuple[str, Any]:
     return key, value
 
 
+# Free-form maps whose own keys contain dots (``spark.conf.spark.sql.shuffle.partitions=8``).
+DOTTED_KEY_MAPS = ("spark.conf", "input.storage_options", "output.storage_options")
+
+
+def _key_parts(key: str) -> list[str]:
+    for prefix in DOTTED_KEY_MAPS:
+        if key.startswith(prefix + ".") and len(key) > len(prefix) + 1:
+            return [*prefix.split("."), key[len(prefix) + 1 :]]
+    return key.split(".")
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     for assignment in overrides:
         key, value = parse_override(assignment)
         node = data
-        parts = key.split(".")
+        parts = _key_parts(key)
         for depth, part in enumerate(parts[:-1]):
             child = node.get(part)
             if child is None:

@@ -54,6 +54,11 @@ def resolve_inputs(config: Config) -> list[InputFile]:
     return list(found.values())
 
 
+def check(config: Config) -> None:
+    """Fail fast (before Spark starts) when the inputs are missing or ambiguous."""
+    resolve_inputs(config)
+
+
 def reader_settings(config: Config) -> ReaderSettings:
     fields = config.input.fields
     return ReaderSettings(

@@ -64,6 +64,13 @@ def delta_connector_available(spark: SparkSession) -> bool:
     return DELTA_EXTENSION in extensions and _delta_classes_loadable(jvm)
 
 
+def _submitted_with_delta() -> bool:
+    from pyspark import SparkConf, SparkContext
+
+    SparkConf()  # joins spark-submit's JVM gateway, so its classpath can be inspected
+    return _delta_classes_loadable(SparkContext._jvm)  # type: ignore[attr-defined]
+
+
 def get_spark(settings: SparkSettings | None = None) -> SparkSession:
     """Build (or join) the session for a job; idempotent within a process."""
     from pyspark.sql import SparkSession
@@ -92,9 +99,7 @@ def get_spark(settings: SparkSettings | None = None) -> SparkSession:
     for key, value in conf.items():
         builder = builder.config(key, value)
 
-    from pyspark import SparkContext
-
-    if under_spark_submit() and _delta_classes_loadable(SparkContext._jvm):  # type: ignore[attr-defined]
+    if under_spark_submit() and _submitted_with_delta():
         # spark-submit --packages io.delta:delta-spark... without the two session settings still works.
         builder = builder.config("spark.sql.extensions", conf.get("spark.sql.extensions", DELTA_EXTENSION))
         builder = builder.config(

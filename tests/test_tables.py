@@ -1,0 +1,184 @@
+"""The Delta table layer: embedded backend contracts, checked against delta-rs as an independent reader."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+from jobs.config import TableSettings
+from jobs.tables import EmbeddedBackend, TableError, TableStore, open_store
+
+SCHEMA = "id long, part string, score double, flag boolean, seen timestamp, tags array<string>"
+
+
+def _rows(start: int, count: int, part: str | None = "a") -> list[tuple]:
+    return [
+        (i, part, i / 10.0, i % 2 == 0, dt.datetime(2024, 1, 1 + i % 28, 12, 0), [f"t{i}", "x"])
+        for i in range(start, start + count)
+    ]
+
+
+@pytest.fixture()
+def store(spark, tmp_path: Path) -> TableStore:
+    return open_store(spark, str(tmp_path), TableSettings(backend="embedded"))
+
+
+def _delta_rs_rows(path: str, version: int | None = None) -> list[dict]:
+    table = pa.table(DeltaTable(path, version=version).to_pyarrow_table())
+    return sorted(table.to_pylist(), key=lambda row: row["id"])
+
+
+def _spark_rows(frame) -> list[dict]:
+    return sorted((row.asDict() for row in frame.collect()), key=lambda row: row["id"])
+
+
+def _data_files(path: str) -> set[str]:
+    found = set()
+    for folder, dirs, names in os.walk(path):
+        dirs[:] = [d for d in dirs if not d.startswith("_")]
+        found |= {os.path.relpath(os.path.join(folder, n), path) for n in names if n.endswith(".parquet")}
+    return found
+
+
+def test_auto_picks_embedded_without_connector(spark, tmp_path):
+    assert open_store(spark, str(tmp_path), TableSettings()).backend.name == "embedded"
+
+
+def test_native_without_connector_is_a_clear_error(spark, tmp_path):
+    with pytest.raises(TableError, match="delta-spark connector is not on the classpath"):
+        open_store(spark, str(tmp_path), TableSettings(backend="native"))
+
+
+def test_written_table_opens_with_delta_rs_and_holds_exactly_what_spark_wrote(spark, store):
+    frame = spark.createDataFrame(_rows(0, 25) + _rows(25, 5, "b") + _rows(30, 3, None), SCHEMA)
+    result = store.write(frame, "t", mode="overwrite", run_id="run-1", partition_by=["part"])
+    assert (result.version, result.skipped, result.rows_added) == (0, False, 33)
+
+    expected = _spark_rows(frame)
+    from_delta_rs = _delta_rs_rows(store.path("t"))
+    assert [r["id"] for r in from_delta_rs] == [r["id"] for r in expected]
+    for ours, theirs in zip(expected, from_delta_rs, strict=True):
+        assert theirs["part"] == ours["part"]
+        assert theirs["score"] == ours["score"] and theirs["flag"] == ours["flag"]
+        assert theirs["tags"] == ours["tags"]
+        assert theirs["seen"].replace(tzinfo=None) == ours["seen"]
+    assert DeltaTable(store.path("t")).metadata().partition_columns == ["part"]
+    assert _spark_rows(store.read("t")) == expected
+
+
+def test_add_actions_carry_sizes_partition_values_and_stats(spark, store):
+    frame = spark.createDataFrame(_rows(0, 10) + _rows(10, 4, "b"), SCHEMA).repartition(1)
+    store.write(frame, "t", mode="overwrite", run_id="r", partition_by=["part"])
+    actions = pa.table(DeltaTable(store.path("t")).get_add_actions(flatten=True)).to_pylist()
+    by_part = {a["partition.part"]: a for a in actions}
+    assert set(by_part) == {"a", "b"}
+    assert by_part["a"]["num_records"] == 10 and by_part["b"]["num_records"] == 4
+    assert by_part["a"]["min.id"] == 0 and by_part["a"]["max.id"] == 9
+    assert by_part["b"]["min.id"] == 10 and by_part["b"]["max.id"] == 13
+    assert by_part["a"]["null_count.score"] == 0
+    for action in actions:
+        on_disk = os.path.getsize(os.path.join(store.path("t"), action["path"]))
+        assert action["size_bytes"] == on_disk
+
+
+def test_versions_history_and_time_travel(spark, store):
+    first = spark.createDataFrame(_rows(0, 3), SCHEMA)
+    second = spark.createDataFrame(_rows(3, 2), SCHEMA)
+    store.write(first, "t", mode="overwrite", run_id="r1")
+    store.write(second, "t", mode="append", run_id="r2")
+    store.write(second, "t", mode="overwrite", run_id="r3")
+
+    history = store.history("t")
+    assert [h.version for h in history] == [0, 1, 2]
+    assert [h.run_id for h in history] == ["r1", "r2", "r3"]
+    assert [r["id"] for r in _spark_rows(store.read("t", version=0))] == [0, 1, 2]
+    assert [r["id"] for r in _spark_rows(store.read("t", version=1))] == [0, 1, 2, 3, 4]
+    assert [r["id"] for r in _spark_rows(store.read("t"))] == [3, 4]
+    assert [r["id"] for r in _delta_rs_rows(store.path("t"), version=1)] == [0, 1, 2, 3, 4]
+
+
+def test_replace_partitions_only_touches_written_partitions(spark, store):
+    store.write(spark.createDataFrame(_rows(0, 3, "a") + _rows(3, 3, "b"), SCHEMA), "t",
+                mode="overwrite", run_id="r1", partition_by=["part"])
+    store.write(spark.createDataFrame(_rows(100, 2, "b") + _rows(200, 1, "c"), SCHEMA), "t",
+                mode="replace_partitions", run_id="r2", partition_by=["part"])
+    rows = _delta_rs_rows(store.path("t"))
+    assert [(r["id"], r["part"]) for r in rows] == [(0, "a"), (1, "a"), (2, "a"), (100, "b"), (101, "b"),
+                                                   (200, "c")]
+
+
+def test_awkward_partition_values_round_trip(spark, store):
+    values = ["a b", "x:y", "50%", "slash/inside", None, "ünï"]
+    frame = spark.createDataFrame([(i, v, 0.0, True, None, []) for i, v in enumerate(values)], SCHEMA)
+    store.write(frame, "t", mode="overwrite", run_id="r", partition_by=["part"])
+    assert [r["part"] for r in _delta_rs_rows(store.path("t"))] == values
+    assert [r["part"] for r in _spark_rows(store.read("t"))] == values
+
+
+def test_retried_commit_of_the_same_run_is_skipped(spark, store):
+    frame = spark.createDataFrame(_rows(0, 4), SCHEMA)
+    first = store.write(frame, "t", mode="append", run_id="nightly-1")
+    retry = store.write(frame, "t", mode="append", run_id="nightly-1")
+    assert retry.skipped and retry.version == first.version == 0
+    assert len(_delta_rs_rows(store.path("t"))) == 4
+    other_tag = store.write(frame, "t", mode="append", run_id="nightly-1", tag="second-batch")
+    assert not other_tag.skipped and len(_delta_rs_rows(store.path("t"))) == 8
+    assert DeltaTable(store.path("t")).transaction_version("curate/nightly-1/t") == 1
+
+
+def test_failure_between_write_and_commit_leaves_no_new_version(spark, store, monkeypatch):
+    store.write(spark.createDataFrame(_rows(0, 3), SCHEMA), "t", mode="overwrite", run_id="r1")
+    files_before = _data_files(store.path("t"))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("injected: driver lost before commit")
+
+    monkeypatch.setattr(EmbeddedBackend, "_commit", crash)
+    with pytest.raises(RuntimeError, match="injected"):
+        store.write(spark.createDataFrame(_rows(10, 5), SCHEMA), "t", mode="overwrite", run_id="r2")
+
+    assert store.version("t") == 0
+    assert [r["id"] for r in _delta_rs_rows(store.path("t"))] == [0, 1, 2]
+    assert _data_files(store.path("t")) == files_before  # the moved files were taken back
+    assert not os.path.exists(os.path.join(store.path("t"), "_staging"))
+
+    monkeypatch.undo()  # the retry of the same run now commits
+    retry = store.write(spark.createDataFrame(_rows(10, 5), SCHEMA), "t", mode="overwrite", run_id="r2")
+    assert retry.version == 1 and [r["id"] for r in _delta_rs_rows(store.path("t"))] == [10, 11, 12, 13, 14]
+
+
+def test_hard_crash_before_commit_leaves_files_invisible(spark, store, monkeypatch):
+    """Even when clean-up cannot run (process killed), uncommitted files are not part of any version."""
+    store.write(spark.createDataFrame(_rows(0, 2), SCHEMA), "t", mode="overwrite", run_id="r1")
+    monkeypatch.setattr(EmbeddedBackend, "_commit", lambda *a, **k: (_ for _ in ()).throw(SystemExit(9)))
+    monkeypatch.setattr(EmbeddedBackend, "_discard", lambda self, written: None)
+    with pytest.raises(SystemExit):
+        store.write(spark.createDataFrame(_rows(50, 3), SCHEMA), "t", mode="append", run_id="r2")
+    assert store.version("t") == 0
+    assert [r["id"] for r in _delta_rs_rows(store.path("t"))] == [0, 1]
+    assert [r["id"] for r in _spark_rows(store.read("t"))] == [0, 1]
+
+
+def test_empty_frame_creates_a_readable_empty_table(spark, store):
+    store.write(spark.createDataFrame([], SCHEMA), "t", mode="overwrite", run_id="r")
+    assert DeltaTable(store.path("t")).version() == 0
+    assert store.read("t").count() == 0
+    assert store.read("t").schema.fieldNames() == ["id", "part", "score", "flag", "seen", "tags"]
+
+
+def test_write_rejects_bad_requests(spark, store):
+    frame = spark.createDataFrame(_rows(0, 1), SCHEMA)
+    with pytest.raises(TableError, match="unknown write mode"):
+        store.write(frame, "t", mode="upsert", run_id="r")  # type: ignore[arg-type]
+    with pytest.raises(TableError, match="needs partition columns"):
+        store.write(frame, "t", mode="replace_partitions", run_id="r")
+    store.write(frame, "t", mode="overwrite", run_id="r", partition_by=["part"])
+    with pytest.raises(TableError, match="partitioned by"):
+        store.write(frame, "t", mode="append", run_id="r2")
+    with pytest.raises(TableError, match="no Delta table"):
+        store.read("missing")
