@@ -61,7 +61,8 @@ PARQUET_KINDS = ["document", "document", "missing_text", "empty_text", "text_too
 
 
 def write_parquet(path: Path) -> Path:
-    texts = [b"A parquet document.", "Zweites Dokument über Ä".encode(), None, b"   ", b"y" * 5000, b"\xc3\x28"]
+    texts = [b"A parquet document.", "Zweites Dokument über Ä".encode(), None, b"   ", b"y" * 5000,
+             b"\xc3\x28"]
     table = pa.table({
         "id": [f"p{i}" for i in range(len(texts))],
         "url": ["https://parquet.example.org/p"] * len(texts),
@@ -98,7 +99,8 @@ def write_warc(path: Path) -> Path:
                                                       warc_content_type="text/plain"))
 
     html = (b"<html><body><nav>Home | About</nav><article><p>The main article of this page talks about "
-            b"rivers and mountains in considerable detail, with several sentences.</p></article></body></html>")
+            b"rivers and mountains in considerable detail, with several sentences.</p></article>"
+            b"</body></html>")
     response("https://warc.example.com/article", html, "text/html; charset=utf-8")
     writer.write_record(writer.create_warc_record("https://warc.example.com/article", "request",
                                                   payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n")))

@@ -84,7 +84,7 @@ def test_file_level_errors(tmp_path):
 
 
 def test_bad_override_syntax():
-    with pytest.raises(ConfigError, match="key.path=value"):
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
         parse_override("no-equals-sign")
     with pytest.raises(ConfigError, match="is a value, not a section"):
         apply_overrides({"ingest": {"mode": "append"}}, ["ingest.mode.deeper=1"])

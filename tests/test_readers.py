@@ -57,7 +57,8 @@ def test_doc_ids_are_deterministic_and_depend_on_the_relative_path(tmp_path):
     path = inputs.write_jsonl(tmp_path / "in.jsonl")
     one = _read(path).column("doc_id").to_pylist()
     two = _read(path).column("doc_id").to_pylist()
-    moved = pa.Table.from_batches(list(read_file(InputFile(str(path), "other/in.jsonl", "jsonl"), SETTINGS)))
+    moved_file = InputFile(str(path), "other/in.jsonl", "jsonl")
+    moved = pa.Table.from_batches(list(read_file(moved_file, SETTINGS)))
     assert one == two
     assert set(one).isdisjoint(moved.column("doc_id").to_pylist())
 
@@ -70,7 +71,7 @@ def test_truncated_gzip_keeps_the_good_prefix_and_quarantines_the_rest(tmp_path)
     reasons = count_reasons(table.to_batches())
     assert reasons["unreadable_file"] == 1
     assert reasons[None] > 10
-    unreadable = [r for r in table.to_pylist() if r["reason"] == "unreadable_file"][0]
+    unreadable = next(r for r in table.to_pylist() if r["reason"] == "unreadable_file")
     assert unreadable["input_position"] == max(table.column("input_position").to_pylist())
 
 
@@ -97,7 +98,8 @@ def test_parquet_with_non_string_text_column(tmp_path):
 
 
 def test_parquet_without_the_text_column(tmp_path):
-    table = _read(inputs.write_parquet(tmp_path / "in.parquet"), ReaderSettings(source="s", text_field="body"))
+    settings = ReaderSettings(source="s", text_field="body")
+    table = _read(inputs.write_parquet(tmp_path / "in.parquet"), settings)
     assert count_reasons(table.to_batches()) == {"missing_text": len(inputs.PARQUET_KINDS)}
 
 
@@ -121,5 +123,5 @@ def test_parse_timestamps_handles_mixed_inputs():
 
 
 def test_unknown_extension_is_an_error():
-    with pytest.raises(ValueError, match="set input.format"):
+    with pytest.raises(ValueError, match=r"set input\.format"):
         detect_format("data/file.txt")
