@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import io
 import os
 import shutil
 from collections.abc import Mapping
@@ -123,12 +124,31 @@ def _list_s3(pattern: str, storage_options: Mapping[str, str] | None) -> list[Fi
     return sorted(found, key=lambda info: info.path)
 
 
+class _S3Body(io.RawIOBase):
+    """Adapts a boto3 StreamingBody to a raw stream, so it can be buffered and read line by line."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
 def open_input(path: str, storage_options: Mapping[str, str] | None = None) -> IO[bytes]:
-    """A readable binary stream (S3 objects are streamed, not downloaded whole)."""
+    """A buffered binary stream; S3 objects are streamed, not downloaded whole."""
     if is_s3(path):
         bucket, key = split_s3(path)
         body = s3_client(storage_options).get_object(Bucket=bucket, Key=key)["Body"]
-        return body._raw_stream if hasattr(body, "_raw_stream") else body
+        return io.BufferedReader(_S3Body(body), buffer_size=1 << 20)
     return open(path, "rb")
 
 
