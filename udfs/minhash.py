@@ -1,0 +1,315 @@
+"""MinHash signatures, LSH banding and parameter choice, vectorised with numpy/pyarrow.
+
+Two hash modes:
+
+* ``fast`` (default): every distinct token of a batch is hashed once with xxh3-64; the tokens of a word
+  n-gram are combined with a multiply-rotate mix and a MurmurHash3 ``fmix64`` finaliser into a 64-bit
+  shingle hash (char n-grams mix code points the same way). Permutation ``i`` maps a shingle hash ``x``
+  to ``((a_i * x + b_i) mod 2^64) >> 32`` (multiply-shift, ``a_i`` odd): 64-bit wrap-around is exact
+  modular arithmetic, so nothing overflows; the result is the high 32 bits. No Python runs per shingle.
+* ``datasketch``: bit-identical to ``datasketch.MinHash(num_perm, seed)`` (2.x default scheme
+  ``affine32``) updated with the UTF-8 bytes of each shingle (the n-gram's tokens joined by one space,
+  or the n characters): SHA-1's first 4 bytes, ``fmix32``, then ``a * h + b mod 2^32``. Needs one
+  SHA-1 per shingle, so it is for compatibility, not speed.
+
+A document without any token has no shingles: its signature is all ``0xFFFFFFFF`` and it gets no band
+keys (otherwise every empty page would land in one giant cluster). A document shorter than the n-gram
+size has one shingle made of all its tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from udfs.normalize import TextNormalization, normalize
+
+MAX_HASH32 = np.uint32(0xFFFFFFFF)
+_M64 = (1 << 64) - 1
+_P1 = np.uint64(0x9E3779B185EBCA87)
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_SEED64 = np.uint64(0x27D4EB2F165667C5)
+_CHUNK_CELLS = 4_000_000  # shingles x permutations evaluated at once (bounds memory per batch)
+
+
+@dataclass(frozen=True)
+class MinHashSpec:
+    num_perm: int = 112
+    seed: int = 1
+    ngram: int = 5
+    unit: Literal["word", "char"] = "word"
+    hash_mode: Literal["fast", "datasketch"] = "fast"
+    max_shingles: int = 100_000  # per document: long pages keep their first N shingles
+    normalization: TextNormalization = field(default_factory=TextNormalization)
+
+
+# ------------------------------------------------------------------------------------ bit mixing
+
+
+def fmix64(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3 64-bit finaliser (a bijection with full avalanche), element-wise, wrap-around."""
+    h = values.astype(np.uint64, copy=True)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return h
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    h = values.astype(np.uint32, copy=True)
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+def _rotl64(values: np.ndarray, bits: int) -> np.ndarray:
+    return (values << np.uint64(bits)) | (values >> np.uint64(64 - bits))
+
+
+def combine(state: np.ndarray, element: np.ndarray) -> np.ndarray:
+    """One step of the order-sensitive shingle mix: ``rotl(state ^ (e * P2), 31) * P1``."""
+    return _rotl64(state ^ (element * _P2), 31) * _P1
+
+
+# ------------------------------------------------------------------------------------ permutations
+
+
+def fast_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multiply-shift parameters: ``a`` odd 64-bit, ``b`` 64-bit, from a seeded PCG64."""
+    generator = np.random.Generator(np.random.PCG64(seed))
+    a = generator.integers(0, 1 << 63, size=num_perm, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = generator.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64, endpoint=True)
+    return a, b
+
+
+def apply_fast_permutations(hashes: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(S,) uint64 shingle hashes -> (S, P) uint32 permuted values; exact mod-2^64 arithmetic."""
+    with np.errstate(over="ignore"):
+        return ((hashes[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
+
+
+def datasketch_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The affine32 parameters ``datasketch.MinHash`` draws from ``RandomState(seed)``."""
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
+
+
+def apply_datasketch_permutations(hashes32: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    mixed = fmix32(hashes32)
+    with np.errstate(over="ignore"):
+        return mixed[:, None] * a[None, :] + b[None, :]
+
+
+# ---------------------------------------------------------------------------------------- shingles
+
+
+@dataclass
+class Shingles:
+    """Shingle hashes of a batch, grouped by document: document ``d`` owns ``hashes[offsets[d]:offsets[d+1]]``."""
+
+    hashes: np.ndarray  # uint64 (fast) or uint32 (datasketch)
+    offsets: np.ndarray  # int64, len = documents + 1
+
+
+def _windows(lengths: np.ndarray, ngram: int, max_shingles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per shingle: owning document, start and (exclusive) end element index in the flat sequence."""
+    starts_of_docs = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    counts = np.where(lengths > 0, np.maximum(lengths - ngram + 1, 1), 0)
+    counts = np.minimum(counts, max_shingles).astype(np.int64)
+    docs = np.repeat(np.arange(len(lengths), dtype=np.int64), counts)
+    first_of_doc = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(first_of_doc, counts)
+    starts = np.repeat(starts_of_docs, counts) + within
+    ends = np.minimum(starts + ngram, np.repeat(starts_of_docs + lengths, counts))
+    return docs, starts, ends
+
+
+def _offsets(docs: np.ndarray, documents: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.bincount(docs, minlength=documents))]).astype(np.int64)
+
+
+def _token_hashes(tokens: pa.Array) -> np.ndarray:
+    """xxh3-64 of every token, computing each distinct token of the batch once."""
+    if len(tokens) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    encoded = pc.dictionary_encode(tokens)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    distinct = encoded.dictionary
+    digest = xxhash.xxh3_64_intdigest
+    distinct_hashes = np.fromiter((digest(token.encode("utf-8")) for token in distinct.to_pylist()),
+                                  dtype=np.uint64, count=len(distinct))
+    return distinct_hashes[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _split_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """All non-empty whitespace-separated tokens of the batch, and each text's token count."""
+    token_lists = pc.utf8_split_whitespace(texts.fill_null(""))
+    flat = pc.list_flatten(token_lists)
+    owners = pc.list_parent_indices(token_lists).to_numpy(zero_copy_only=False)
+    non_empty = pc.greater(pc.utf8_length(flat), 0)
+    kept_owners = owners[non_empty.to_numpy(zero_copy_only=False)]
+    lengths = np.bincount(kept_owners, minlength=len(texts)).astype(np.int64)
+    return pc.filter(flat, non_empty), lengths
+
+
+def _mix_windows(element_hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray, ngram: int) -> np.ndarray:
+    state = np.full(len(starts), _SEED64, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for offset in range(ngram):
+            position = starts + offset
+            inside = position < ends
+            gathered = element_hashes[np.where(inside, position, 0)] if len(element_hashes) else state
+            state = np.where(inside, combine(state, gathered), state)
+        return fmix64(state ^ (ends - starts).astype(np.uint64))
+
+
+def _char_codes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """All code points of the batch as one uint32 array, and each text's length in code points."""
+    strings = texts.fill_null("")
+    lengths = pc.utf8_length(strings).to_numpy(zero_copy_only=False).astype(np.int64)
+    joined = "".join(strings.to_pylist())
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    return codes, lengths
+
+
+def fast_shingles(texts: pa.Array, spec: MinHashSpec) -> Shingles:
+    normalized = normalize(texts, spec.normalization)
+    if spec.unit == "word":
+        tokens, lengths = _split_words(normalized)
+        element_hashes = _token_hashes(tokens)
+    else:
+        codes, lengths = _char_codes(normalized)
+        element_hashes = fmix64(codes.astype(np.uint64) + _SEED64)
+    docs, starts, ends = _windows(lengths, spec.ngram, spec.max_shingles)
+    return Shingles(_mix_windows(element_hashes, starts, ends, spec.ngram), _offsets(docs, len(texts)))
+
+
+def shingle_strings(text: str | None, spec: MinHashSpec) -> list[str]:
+    """The shingles of one (already normalised) text as strings; the datasketch-mode definition."""
+    if not text:
+        return []
+    if spec.unit == "word":
+        tokens = text.split()
+        if not tokens:
+            return []
+        if len(tokens) <= spec.ngram:
+            return [" ".join(tokens)]
+        grams = [" ".join(tokens[i : i + spec.ngram]) for i in range(len(tokens) - spec.ngram + 1)]
+    else:
+        if len(text) <= spec.ngram:
+            return [text]
+        grams = [text[i : i + spec.ngram] for i in range(len(text) - spec.ngram + 1)]
+    return grams[: spec.max_shingles]
+
+
+def sha1_hash32(data: bytes) -> int:
+    """datasketch's default hash: the first 4 bytes of SHA-1, little-endian."""
+    return int.from_bytes(hashlib.sha1(data).digest()[:4], "little")
+
+
+def datasketch_shingles(texts: pa.Array, spec: MinHashSpec) -> Shingles:
+    normalized = normalize(texts, spec.normalization).to_pylist()
+    hashes: list[int] = []
+    counts = np.zeros(len(normalized), dtype=np.int64)
+    for index, text in enumerate(normalized):
+        grams = shingle_strings(text, spec)
+        counts[index] = len(grams)
+        hashes.extend(sha1_hash32(gram.encode("utf-8")) for gram in grams)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Shingles(np.asarray(hashes, dtype=np.uint32), offsets)
+
+
+# -------------------------------------------------------------------------------------- signatures
+
+
+def signatures(texts: pa.Array, spec: MinHashSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(D, num_perm) uint32 signatures and a (D,) bool mask of documents that have shingles."""
+    if spec.hash_mode == "fast":
+        shingles = fast_shingles(texts, spec)
+        a, b = fast_permutations(spec.num_perm, spec.seed)
+        permute = apply_fast_permutations
+    else:
+        shingles = datasketch_shingles(texts, spec)
+        a, b = datasketch_permutations(spec.num_perm, spec.seed)
+        permute = apply_datasketch_permutations
+    documents = len(shingles.offsets) - 1
+    result = np.full((documents, spec.num_perm), MAX_HASH32, dtype=np.uint32)
+    counts = np.diff(shingles.offsets)
+    has_shingles = counts > 0
+    rows_per_chunk = max(1, _CHUNK_CELLS // spec.num_perm)
+    doc = 0
+    while doc < documents:  # chunks of whole documents, bounded by shingle count
+        end_doc = int(np.searchsorted(shingles.offsets, shingles.offsets[doc] + rows_per_chunk, side="right"))
+        end_doc = min(max(end_doc - 1, doc + 1), documents)
+        lo, hi = shingles.offsets[doc], shingles.offsets[end_doc]
+        if hi > lo:
+            values = permute(shingles.hashes[lo:hi], a, b)
+            local = shingles.offsets[doc:end_doc] - lo
+            owners = np.flatnonzero(has_shingles[doc:end_doc])
+            result[doc + owners] = np.minimum.reduceat(values, local[owners], axis=0)
+        doc = end_doc
+    return result, has_shingles
+
+
+def estimate_jaccard(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Row-wise share of equal signature values (the MinHash estimate of Jaccard similarity)."""
+    return (left == right).mean(axis=-1)
+
+
+def band_keys(signature_matrix: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(D, bands) int64 keys: band ``i`` hashes values ``[i*rows, (i+1)*rows)`` of each signature."""
+    if bands * rows > signature_matrix.shape[1]:
+        raise ValueError(f"bands*rows={bands * rows} exceeds num_perm={signature_matrix.shape[1]}")
+    values = signature_matrix[:, : bands * rows].astype(np.uint64).reshape(len(signature_matrix), bands, rows)
+    state = np.full(values.shape[:2], _SEED64, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for row in range(rows):
+            state = combine(state, values[:, :, row])
+        state = fmix64(state)
+    return state.view(np.int64)
+
+
+# ---------------------------------------------------------------------------------------- LSH params
+
+
+def candidate_probability(similarity: float | np.ndarray, bands: int, rows: int) -> float | np.ndarray:
+    """Probability that two documents of this Jaccard similarity share at least one band."""
+    return 1.0 - (1.0 - np.power(similarity, rows)) ** bands
+
+
+def _integral(function, low: float, high: float, points: int = 2001) -> float:
+    grid = np.linspace(low, high, points)
+    values = function(grid)
+    return float(np.sum((values[1:] + values[:-1]) * np.diff(grid)) / 2.0)
+
+
+def optimal_lsh_params(jaccard_threshold: float, num_perm: int, false_positive_weight: float = 0.5,
+                       false_negative_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) minimising the weighted false-positive and false-negative areas around the
+    threshold of the S-curve, the criterion of datasketch's ``_optimal_param``."""
+    if not 0.0 < jaccard_threshold < 1.0:
+        raise ValueError("jaccard_threshold must be in (0, 1)")
+    best, best_error = (1, 1), float("inf")
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            fp = _integral(lambda s, b=bands, r=rows: candidate_probability(s, b, r), 0.0, jaccard_threshold)
+            fn = _integral(lambda s, b=bands, r=rows: 1.0 - candidate_probability(s, b, r),
+                           jaccard_threshold, 1.0)
+            error = fp * false_positive_weight + fn * false_negative_weight
+            if error < best_error:
+                best, best_error = (bands, rows), error
+    return best
