@@ -18,6 +18,7 @@ from udfs.minhash import (
     candidate_probability,
     estimate_jaccard,
     fast_permutations,
+    fast_shingles,
     fmix64,
     optimal_lsh_params,
     shingle_strings,
@@ -95,8 +96,8 @@ def test_fast_mode_is_deterministic_and_batch_independent():
 
 def test_empty_and_short_documents():
     spec = MinHashSpec(num_perm=16, ngram=5)
-    sigs, has = signatures(pa.array(["", "   ", None, "only three words", "only three words!", "other short"]),
-                           spec)
+    texts = pa.array(["", "   ", None, "only three words", "only three words!", "other short"])
+    sigs, has = signatures(texts, spec)
     assert has.tolist() == [False, False, False, True, True, True]
     assert np.all(sigs[:3] == MAX_HASH32)
     assert np.array_equal(sigs[3], sigs[4])  # punctuation is normalised away
@@ -143,3 +144,15 @@ def test_candidate_probability_and_band_keys():
 def test_fmix64_is_a_bijection_on_a_sample():
     values = np.arange(100_000, dtype=np.uint64)
     assert len(np.unique(fmix64(values))) == len(values)
+
+
+def test_signatures_equal_the_reference_multiply_shift_minimum():
+    docs = _random_documents(60, 4)
+    spec = MinHashSpec(num_perm=24, seed=8)
+    shingles = fast_shingles(pa.array(docs), spec)
+    a, b = fast_permutations(spec.num_perm, spec.seed)
+    ours, has = signatures(pa.array(docs), spec)
+    for index in np.flatnonzero(has):
+        lo, hi = shingles.offsets[index], shingles.offsets[index + 1]
+        reference = apply_fast_permutations(shingles.hashes[lo:hi], a, b).min(axis=0)
+        assert np.array_equal(ours[index], reference)

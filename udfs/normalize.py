@@ -32,11 +32,15 @@ def normalize(texts: pa.Array, options: TextNormalization) -> pa.Array:
     """Apply the enabled steps to every string of ``texts`` (nulls stay null)."""
     out = texts
     if options.accents:
-        out = pc.replace_substring_regex(pc.utf8_normalize(out, form="NFD"), pattern=r"\p{Mn}+", replacement="")
+        decomposed = pc.utf8_normalize(out, form="NFD")
+        out = pc.replace_substring_regex(decomposed, pattern=r"\p{Mn}+", replacement="")
     if options.lowercase:
         out = pc.utf8_lower(out)
     if options.digits:
         out = pc.replace_substring_regex(out, pattern=r"\d+", replacement="0")
+    if options.punctuation and options.whitespace:  # one regex pass instead of two
+        return pc.utf8_trim_whitespace(
+            pc.replace_substring_regex(out, pattern=r"[\p{P}\p{S}\s]+", replacement=" "))
     if options.punctuation:
         out = pc.replace_substring_regex(out, pattern=r"[\p{P}\p{S}]+", replacement=" ")
     if options.whitespace:
