@@ -29,6 +29,10 @@ def _stage_module(stage: str) -> Any:
         from jobs import ingest
 
         return ingest
+    if stage == "dedup":
+        from jobs import dedup
+
+        return dedup
     raise ConfigError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}", key="run.stages")
 
 

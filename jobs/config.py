@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-STAGES = ("ingest",)
+STAGES = ("ingest", "dedup")
 
 
 class ConfigError(Exception):
@@ -36,7 +36,7 @@ class RunSettings(_Strict):
     """Which stages ``curate run`` executes, in order."""
 
     name: str = "curate"
-    stages: list[Literal["ingest"]] = Field(default_factory=lambda: list(STAGES))
+    stages: list[Literal["ingest", "dedup"]] = Field(default_factory=lambda: list(STAGES))
 
 
 class SparkSettings(_Strict):
@@ -82,6 +82,11 @@ class TableSettings(_Strict):
     backend: Literal["auto", "native", "embedded"] = "auto"
     bronze: str = "bronze"
     quarantine: str = "quarantine"
+    deduped: str = "deduped"
+    duplicates: str = "duplicates"
+    dedup_exact_index: str = "dedup_exact_index"
+    dedup_band_index: str = "dedup_band_index"
+    dedup_signature_index: str = "dedup_signature_index"
 
 
 class IngestSettings(_Strict):
@@ -92,6 +97,66 @@ class IngestSettings(_Strict):
     html_main_content: bool = True
 
 
+class NormalizationSettings(_Strict):
+    """Which text differences dedup ignores (applied before hashing)."""
+
+    lowercase: bool = True
+    accents: bool = True
+    digits: bool = True
+    punctuation: bool = True
+    whitespace: bool = True
+
+
+class ExactDedupSettings(_Strict):
+    enabled: bool = True
+    normalization: NormalizationSettings = Field(default_factory=NormalizationSettings)
+
+
+class MinHashSettings(_Strict):
+    enabled: bool = True
+    hash_mode: Literal["fast", "datasketch"] = "fast"
+    num_perm: int = Field(default=112, gt=0, le=1024)
+    seed: int = 1
+    unit: Literal["word", "char"] = "word"
+    ngram: int = Field(default=5, ge=1)
+    max_shingles: int = Field(default=100_000, gt=0)
+    normalization: NormalizationSettings = Field(default_factory=NormalizationSettings)
+    jaccard_threshold: float = Field(default=0.8, gt=0, lt=1)
+    bands: int | None = Field(default=None, gt=0)
+    rows: int | None = Field(default=None, gt=0)
+    # Recall-leaning by default (14 bands x 8 rows at 0.8 with 112 permutations, as datatrove uses):
+    # candidate pairs are verified by estimated Jaccard, which removes the extra false positives.
+    false_positive_weight: float = Field(default=0.05, ge=0)
+    false_negative_weight: float = Field(default=0.95, ge=0)
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _bands_and_rows_together(self) -> MinHashSettings:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both bands and rows, or neither (then they follow jaccard_threshold)")
+        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        return self
+
+
+class ComponentsSettings(_Strict):
+    """Connected components: in the driver (scipy) up to ``driver_max_edges``, else large/small-star."""
+
+    driver_max_edges: int = Field(default=2_000_000, ge=0)
+    checkpoint_every: int = Field(default=3, gt=0)
+    checkpoint_dir: str | None = None  # reliable checkpoints (cluster); local checkpoints when unset
+    max_rounds: int = Field(default=100, gt=0)
+
+
+class DedupSettings(_Strict):
+    keep: Literal["lowest_doc_id", "earliest_crawl", "highest_quality"] = "lowest_doc_id"
+    quality_column: str = "quality_score"
+    incremental: bool = False
+    exact: ExactDedupSettings = Field(default_factory=ExactDedupSettings)
+    minhash: MinHashSettings = Field(default_factory=MinHashSettings)
+    components: ComponentsSettings = Field(default_factory=ComponentsSettings)
+
+
 class Config(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -99,6 +164,7 @@ class Config(_Strict):
     output: OutputSettings
     tables: TableSettings = Field(default_factory=TableSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
 
     # Not part of the YAML: where the config came from, for error messages.
     _source: str = "<memory>"

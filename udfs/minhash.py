@@ -316,3 +316,54 @@ def optimal_lsh_params(jaccard_threshold: float, num_perm: int, false_positive_w
             if error < best_error:
                 best, best_error = (bands, rows), error
     return best
+
+
+# ------------------------------------------------------------------------------------ dedup features
+
+FEATURE_SCHEMA = pa.schema([
+    ("doc_id", pa.string()),
+    ("exact_hash", pa.string()),
+    ("has_shingles", pa.bool_()),
+    ("signature", pa.binary()),
+    ("band_keys", pa.list_(pa.int64())),
+])
+
+
+def exact_hashes(texts: pa.Array, normalization: TextNormalization) -> pa.Array:
+    """xxh3-128 (hex) of the normalised text: the exact-duplicate key."""
+    digest = xxhash.xxh3_128_hexdigest
+    return pa.array([None if text is None else digest(text.encode("utf-8"))
+                     for text in normalize(texts, normalization).to_pylist()], type=pa.string())
+
+
+def dedup_features(batch: pa.RecordBatch, spec: MinHashSpec, exact_normalization: TextNormalization,
+                   bands: int, rows: int) -> pa.RecordBatch:
+    """Per document: exact hash, MinHash signature (uint32 little-endian bytes) and LSH band keys.
+
+    Documents without shingles get an empty band-key list so they never meet in an LSH bucket."""
+    texts = batch.column("text")
+    matrix, has_shingles = signatures(texts, spec)
+    keys = band_keys(matrix, bands, rows)
+    width = matrix.shape[1] * 4
+    raw = matrix.astype("<u4").tobytes()
+    signature_column = pa.array([raw[i * width : (i + 1) * width] for i in range(len(matrix))],
+                                type=pa.binary())
+    offsets = np.concatenate([[0], np.cumsum(np.where(has_shingles, bands, 0))]).astype(np.int32)
+    band_column = pa.ListArray.from_arrays(pa.array(offsets), pa.array(keys[has_shingles].ravel()))
+    return pa.RecordBatch.from_arrays(
+        [batch.column("doc_id"), exact_hashes(texts, exact_normalization), pa.array(has_shingles),
+         signature_column, band_column],
+        schema=FEATURE_SCHEMA,
+    )
+
+
+def signature_matrix(blobs: list[bytes], num_perm: int) -> np.ndarray:
+    """Stacked signatures from their stored bytes, (n, num_perm) uint32."""
+    return np.frombuffer(b"".join(blobs), dtype="<u4").reshape(len(blobs), num_perm)
+
+
+def signature_jaccard(left: list[bytes], right: list[bytes], num_perm: int) -> np.ndarray:
+    """Estimated Jaccard similarity of paired stored signatures."""
+    if not left:
+        return np.zeros(0, dtype=np.float64)
+    return estimate_jaccard(signature_matrix(left, num_perm), signature_matrix(right, num_perm))
