@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__" and not __package__:  # spark-submit jobs/dedup.py from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402  (module level: pandas_udf resolves the type hints by name)
-import pyarrow as pa  # noqa: E402
+import pandas as pd
+import pyarrow as pa
 
-from jobs.components import connected_components  # noqa: E402
-from jobs.config import Config, ConfigError, NormalizationSettings  # noqa: E402
-from jobs.stats import StageResult  # noqa: E402
-from jobs.tables import TableStore, open_store  # noqa: E402
-from udfs.minhash import (  # noqa: E402
+from jobs.components import connected_components
+from jobs.config import Config, ConfigError, NormalizationSettings
+from jobs.stats import StageResult
+from jobs.tables import TableStore, open_store
+from udfs.minhash import (
     FEATURE_SCHEMA,
     MinHashSpec,
     candidate_probability,
@@ -36,7 +36,7 @@ from udfs.minhash import (  # noqa: E402
     optimal_lsh_params,
     signature_jaccard,
 )
-from udfs.normalize import TextNormalization  # noqa: E402
+from udfs.normalize import TextNormalization
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
