@@ -65,8 +65,22 @@ def _small_star(edges: DataFrame) -> DataFrame:
     return neighbours.unionByName(selves).where(F.col("u") != F.col("v")).distinct()
 
 
-def _changed(new: DataFrame, old: DataFrame) -> bool:
-    return new.exceptAll(old).limit(1).count() > 0 or old.exceptAll(new).limit(1).count() > 0
+def _fingerprint(edges: DataFrame) -> tuple[int, int]:
+    from pyspark.sql import functions as F
+
+    row = edges.agg(F.count(F.lit(1)).alias("n"),
+                    F.sum(F.xxhash64("u", "v").cast("decimal(38,0)")).alias("h")).first()
+    return int(row["n"]), int(row["h"] or 0)
+
+
+def _changed(new: DataFrame, old: DataFrame,
+             old_fingerprint: tuple[int, int]) -> tuple[bool, tuple[int, int]]:
+    """Cheap fingerprint comparison each round; the exact set comparison only when they agree."""
+    fingerprint = _fingerprint(new)
+    if fingerprint != old_fingerprint:
+        return True, fingerprint
+    exact = new.exceptAll(old).limit(1).count() > 0 or old.exceptAll(new).limit(1).count() > 0
+    return exact, fingerprint
 
 
 def components_with_stars(spark: SparkSession, edges: DataFrame,
@@ -89,12 +103,13 @@ def components_with_stars(spark: SparkSession, edges: DataFrame,
     nodes = (current.select(F.col("u").alias("node"))
              .unionByName(current.select(F.col("v").alias("node"))).distinct())
     rounds = 0
+    fingerprint = _fingerprint(current)
     while True:
         rounds += 1
         if rounds > settings.max_rounds:
             raise RuntimeError(f"connected components did not converge in {settings.max_rounds} rounds")
         following = cut(_small_star(_large_star(current)), rounds)
-        changed = _changed(following, current)
+        changed, fingerprint = _changed(following, current, fingerprint)
         current.unpersist()
         current = following
         if not changed:

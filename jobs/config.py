@@ -143,7 +143,8 @@ class ComponentsSettings(_Strict):
     """Connected components: in the driver (scipy) up to ``driver_max_edges``, else large/small-star."""
 
     driver_max_edges: int = Field(default=2_000_000, ge=0)
-    checkpoint_every: int = Field(default=3, gt=0)
+    # Each round reads the previous edges several times, so an uncut plan grows exponentially: cut often.
+    checkpoint_every: int = Field(default=1, gt=0)
     checkpoint_dir: str | None = None  # reliable checkpoints (cluster); local checkpoints when unset
     max_rounds: int = Field(default=100, gt=0)
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__" and not __package__:  # spark-submit jobs/dedup.py from a checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+# pandas at module level: pandas_udf resolves its type hints by name
 import pandas as pd
 import pyarrow as pa
 
@@ -155,7 +156,7 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
     old_exact = (_read_or_empty(store, tables.dedup_exact_index,
                                 "exact_hash string, doc_id string, run_id string") if incremental else None)
     if settings.exact.enabled:
-        candidates = features.select("exact_hash", "_priority")
+        candidates = features.where(F.col("exact_hash").isNotNull()).select("exact_hash", "_priority")
         if old_exact is not None:
             candidates = candidates.unionByName(old_exact.select("exact_hash", _old_priority(F.col("doc_id"))
                                                                  .alias("_priority")))
@@ -235,7 +236,13 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
                                  "largest_cluster": int(cluster_sizes["largest"] or 0)}
     fuzzy_dups = fuzzy_dups.persist(StorageLevel.MEMORY_AND_DISK)
 
-    duplicates = exact_dups.unionByName(fuzzy_dups).withColumn("run_id", F.lit(run_id))
+    # An exact keeper can itself be a near duplicate: point its copies at the document finally kept.
+    final_keeper = fuzzy_dups.select(F.col("doc_id").alias("keeper_doc_id"),
+                                     F.col("keeper_doc_id").alias("_final_keeper"))
+    exact_resolved = (exact_dups.join(final_keeper, "keeper_doc_id", "left")
+                      .withColumn("keeper_doc_id", F.coalesce("_final_keeper", "keeper_doc_id"))
+                      .drop("_final_keeper"))
+    duplicates = exact_resolved.unionByName(fuzzy_dups).withColumn("run_id", F.lit(run_id))
     kept = docs.join(duplicates.select("doc_id"), "doc_id", "left_anti").drop("_priority")
     kept_features = features.join(duplicates.select("doc_id"), "doc_id", "left_anti")
 

@@ -330,9 +330,10 @@ FEATURE_SCHEMA = pa.schema([
 
 
 def exact_hashes(texts: pa.Array, normalization: TextNormalization) -> pa.Array:
-    """xxh3-128 (hex) of the normalised text: the exact-duplicate key."""
+    """xxh3-128 (hex) of the normalised text: the exact-duplicate key. Null when nothing is left after
+    normalisation (punctuation-only pages are not duplicates of each other; quality filters judge them)."""
     digest = xxhash.xxh3_128_hexdigest
-    return pa.array([None if text is None else digest(text.encode("utf-8"))
+    return pa.array([digest(text.encode("utf-8")) if text else None
                      for text in normalize(texts, normalization).to_pylist()], type=pa.string())
 
 

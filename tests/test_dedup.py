@@ -1,0 +1,179 @@
+"""Dedup stage on Spark: exact + near duplicates, explainable removals, policies, skew, partitioning,
+incremental runs against earlier output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import dedup
+from jobs.config import ConfigError
+from jobs.ingest import BRONZE_COLUMNS
+from jobs.tables import open_store
+from tests.conftest import make_config
+
+BRONZE_SCHEMA = ("doc_id string, source string, source_id string, url string, domain string, text string, "
+                 "n_chars int, n_words int, crawl_time timestamp, content_hash string, input_file string, "
+                 "input_position long, run_id string")
+
+VOCAB = [f"{a}{b}{c}" for a in "bcdfghklmnprst" for b in "aeiou" for c in "bdgklmnprstvz"]
+
+
+def _words(rng: random.Random, count: int) -> list[str]:
+    return [rng.choice(VOCAB) for _ in range(count)]
+
+
+def _edit(words: list[str], changes: int, rng: random.Random) -> list[str]:
+    edited = list(words)
+    for position in rng.sample(range(len(words)), changes):
+        edited[position] = "zz" + rng.choice(VOCAB)
+    return edited
+
+
+def _row(doc_id: str, text: str, day: int = 1) -> tuple:
+    return (doc_id, "test", doc_id, f"https://x.org/{doc_id}", "x.org", text, len(text), len(text.split()),
+            dt.datetime(2024, 1, day), "h", "f", 0, "r0")
+
+
+def _corpus(seed: int = 1) -> tuple[list[tuple], dict[str, str]]:
+    """Rows plus the expected fate of the interesting ones: 'exact', 'near' or 'kept'."""
+    rng = random.Random(seed)
+    rows, fate = [], {}
+    for group in range(6):
+        base = _words(rng, 200)
+        rows.append(_row(f"g{group}-a", " ".join(base)))
+        fate[f"g{group}-a"] = "kept"
+        rows.append(_row(f"g{group}-b", " ".join(base).upper() + " !!!"))  # exact after normalisation
+        fate[f"g{group}-b"] = "exact"
+        rows.append(_row(f"g{group}-c", " ".join(_edit(base, 2, rng))))  # Jaccard ~0.95
+        fate[f"g{group}-c"] = "near"
+    for index in range(20):
+        rows.append(_row(f"u{index:02d}", " ".join(_words(rng, 150))))
+        fate[f"u{index:02d}"] = "kept"
+    for index in range(15):  # shorter than the n-gram: must not form one cluster
+        rows.append(_row(f"s{index:02d}", " ".join(_words(rng, 3))))
+        fate[f"s{index:02d}"] = "kept"
+    for index in range(5):  # nothing left after normalisation
+        rows.append(_row(f"p{index:02d}", "!!! ... ???"[: index + 3]))
+        fate[f"p{index:02d}"] = "kept"
+    return rows, fate
+
+
+def _setup(spark, tmp_path: Path, rows: list[tuple], partitions: int = 3, **dedup_settings):
+    config = make_config(tmp_path, dedup={"components": {"driver_max_edges": 1000}, **dedup_settings})
+    store = open_store(spark, config.output.root, config.tables)
+    frame = spark.createDataFrame(rows, BRONZE_SCHEMA).repartition(partitions)
+    store.write(frame, "bronze", mode="overwrite", run_id="seed")
+    return config, store
+
+
+def _duplicates(store) -> dict[str, tuple[str, str, float]]:
+    return {r.doc_id: (r.keeper_doc_id, r.method, r.est_jaccard) for r in store.read("duplicates").collect()}
+
+
+def test_exact_and_near_duplicates_are_removed_and_explained(spark, tmp_path):
+    rows, fate = _corpus()
+    config, store = _setup(spark, tmp_path, rows)
+    result = dedup.run(spark, config, run_id="d1")
+
+    removed = _duplicates(store)
+    assert {doc for doc, f in fate.items() if f != "kept"} == set(removed)
+    for doc, (keeper, method, est) in removed.items():
+        assert keeper == doc.split("-")[0] + "-a"
+        assert method == ("exact" if fate[doc] == "exact" else "minhash")
+        assert est == 1.0 if method == "exact" else 0.8 <= est < 1.0
+    kept = {r.doc_id for r in store.read("deduped").collect()}
+    assert kept == {doc for doc, f in fate.items() if f == "kept"}
+    assert result.drops == {"exact_duplicate": 6, "near_duplicate": 6}
+    assert result.docs_in == len(rows) == result.docs_out + sum(result.drops.values())
+    assert store.read("deduped").columns == BRONZE_COLUMNS
+    lsh = result.details["lsh"]
+    assert (lsh["bands"], lsh["rows"]) == (14, 8)
+    assert set(lsh["candidate_probability"]) == {"0.75", "0.80", "0.85"}
+
+
+def test_output_is_identical_regardless_of_partitioning(spark, tmp_path):
+    rows, _ = _corpus(seed=2)
+    outcomes = []
+    for partitions, shuffle in ((1, 2), (7, 9)):
+        spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
+        config, store = _setup(spark, tmp_path / f"p{partitions}", rows, partitions=partitions)
+        dedup.run(spark, config, run_id="d")
+        outcomes.append((_duplicates(store), sorted(r.doc_id for r in store.read("deduped").collect())))
+    spark.conf.set("spark.sql.shuffle.partitions", "4")
+    assert outcomes[0] == outcomes[1]
+
+
+def test_keep_earliest_crawl(spark, tmp_path):
+    rng = random.Random(5)
+    base = " ".join(_words(rng, 100))
+    rows = [_row("a", base, day=9), _row("b", base, day=2), _row("c", base + " extra", day=5)]
+    config, store = _setup(spark, tmp_path, rows, keep="earliest_crawl")
+    dedup.run(spark, config, run_id="d")
+    removed = _duplicates(store)
+    assert set(removed) == {"a", "c"} and {keeper for keeper, _, _ in removed.values()} == {"b"}
+
+
+def test_highest_quality_needs_scores(spark, tmp_path):
+    config, _ = _setup(spark, tmp_path, [_row("a", "some words here and there")], keep="highest_quality")
+    with pytest.raises(ConfigError, match="quality_score"):
+        dedup.run(spark, config, run_id="d")
+
+
+def test_one_huge_cluster(spark, tmp_path):
+    rng = random.Random(7)
+    base = _words(rng, 300)
+    rows = [_row(f"v{index:04d}", " ".join(_edit(base, 1, rng))) for index in range(400)]
+    config, store = _setup(spark, tmp_path, rows, partitions=4)
+    result = dedup.run(spark, config, run_id="d")
+    assert result.docs_out == 1
+    assert result.drops["near_duplicate"] + result.drops.get("exact_duplicate", 0) == 399
+    assert {keeper for keeper, _, _ in _duplicates(store).values()} == {"v0000"}
+    assert result.details["components"]["largest_cluster"] >= 300
+
+
+def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
+    rng = random.Random(11)
+    old_texts = {f"old{i}": _words(rng, 120) for i in range(5)}
+    config, store = _setup(spark, tmp_path, [_row(k, " ".join(v)) for k, v in old_texts.items()])
+    first = dedup.run(spark, config, run_id="night1")
+    assert first.docs_out == 5
+
+    pair = _words(rng, 120)
+    night2 = [
+        _row("new-exact", " ".join(old_texts["old1"])),
+        _row("new-near", " ".join(_edit(old_texts["old2"], 2, rng))),
+        _row("new-pair-a", " ".join(pair)),
+        _row("new-pair-b", " ".join(_edit(pair, 1, rng))),
+        _row("new-unique", " ".join(_words(rng, 120))),
+    ]
+    store.write(spark.createDataFrame(night2, BRONZE_SCHEMA), "bronze", mode="append", run_id="ingest2")
+    incremental = config.model_copy(update={"dedup": config.dedup.model_copy(update={"incremental": True})})
+    second = dedup.run(spark, incremental, run_id="night2")
+
+    assert second.docs_in == 5  # only the new documents were hashed and judged
+    removed = _duplicates(store)
+    assert removed["new-exact"][:2] == ("old1", "exact")
+    assert removed["new-near"][:2] == ("old2", "minhash")
+    assert removed["new-pair-b"][0] == "new-pair-a"
+    kept = {r.doc_id for r in store.read("deduped").collect()}
+    assert kept == set(old_texts) | {"new-pair-a", "new-unique"}
+    assert store.read("dedup_exact_index").count() == 7
+    assert store.read("dedup_signature_index").where(F.col("run_id") == "night2").count() == 2
+
+    third = dedup.run(spark, incremental, run_id="night3")  # nothing new
+    assert third.docs_in == 0 and third.docs_out == 0
+
+
+def test_index_built_with_other_settings_is_refused(spark, tmp_path):
+    rows, _ = _corpus(seed=3)
+    config, _ = _setup(spark, tmp_path, rows[:10])
+    dedup.run(spark, config, run_id="d1")
+    changed = config.model_copy(update={"dedup": config.dedup.model_copy(update={
+        "incremental": True, "minhash": config.dedup.minhash.model_copy(update={"num_perm": 64})})})
+    with pytest.raises(ConfigError, match="index was built with"):
+        dedup.run(spark, changed, run_id="d2")
