@@ -10,7 +10,7 @@ DEMO_DIR ?= data/demo
 CONFIG ?= conf/local.yaml
 PYTEST_ARGS ?=
 
-.PHONY: demo test install preflight demo-data lint bench clean
+.PHONY: demo test install preflight demo-data lint bench bench-venv clean
 
 preflight:
 	@$(PYTHON) jobs/preflight.py
@@ -48,3 +48,12 @@ lint: install
 
 clean:
 	rm -rf out spark-warehouse .pytest_cache .ruff_cache
+
+# Benchmarks (see benchmarks/*.py). datatrove lives in its own virtualenv so its pins never touch ours.
+bench-venv:
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet "datatrove[processing]==0.10.1"
+
+bench: install bench-venv
+	$(BIN)/python benchmarks/dedup_quality.py --docs 20000
+	$(BIN)/python benchmarks/dedup_speed.py --docs 200000 --datatrove-python .venv-bench/bin/python

@@ -18,7 +18,8 @@ import pyarrow.dataset as ds  # noqa: E402
 
 from udfs.demo_corpus import DemoSpec, write_demo_corpus  # noqa: E402
 
-SIMILARITY_BUCKETS = [(0.0, 0.7), (0.7, 0.75), (0.75, 0.8), (0.8, 0.85), (0.85, 0.9), (0.9, 0.95), (0.95, 1.01)]
+SIMILARITY_BUCKETS = [(0.0, 0.7), (0.7, 0.75), (0.75, 0.8), (0.8, 0.85), (0.85, 0.9), (0.9, 0.95),
+                      (0.95, 1.01)]
 
 
 def demo_corpus(folder: Path, docs: int, seed: int) -> Path:
@@ -63,8 +64,9 @@ def score_removals(removed_ids: Iterable[str], truth: pd.DataFrame, threshold: f
 
     removed_by_id = dict(zip(truth["id"], truth["removed"], strict=True))
     dups = truth[truth["dup_kind"] != "original"].copy()
+    survives = group_kept[dups.index]
     dups["recalled"] = [(removed_by_id[d] or removed_by_id.get(o, False)) and kept
-                        for d, o, kept in zip(dups["id"], dups["dup_of"], group_kept[dups.index], strict=True)]
+                        for d, o, kept in zip(dups["id"], dups["dup_of"], survives, strict=True)]
     near = dups[dups["dup_kind"] == "near"]
     buckets = {}
     for low, high in SIMILARITY_BUCKETS:
@@ -81,7 +83,7 @@ def score_removals(removed_ids: Iterable[str], truth: pd.DataFrame, threshold: f
 
 def print_scores(name: str, scores: Scores, threshold: float) -> None:
     print(f"{name}: removed {scores.removed:,}  precision {scores.precision:.4f}  "
-          f"exact recall {scores.recall_exact:.4f}  recall(J>={threshold + 0.05:.2f}) {scores.recall_target:.4f}  "
-          f"F1 {scores.f1_target:.4f}")
+          f"exact recall {scores.recall_exact:.4f}  "
+          f"recall(J>={threshold + 0.05:.2f}) {scores.recall_target:.4f}  F1 {scores.f1_target:.4f}")
     for bucket, (pairs, recall) in scores.recall_by_bucket.items():
         print(f"    planted Jaccard {bucket}: {pairs:>6,} pairs  recall {recall:.3f}")

@@ -77,8 +77,8 @@ def clean_copy(corpus: Path, target: Path) -> Path:
                     record = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue
-                if isinstance(record, dict) and isinstance(record.get("text"), str) and record["text"].strip() \
-                        and len(record["text"].encode()) <= 200_000:
+                text = record.get("text") if isinstance(record, dict) else None
+                if isinstance(text, str) and text.strip() and len(text.encode()) <= 200_000:
                     sink.write(line)
     return target
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from udfs.normalize import TextNormalization, normalize
+from udfs.normalize import TextNormalization, normalize, words
 
 MAX_HASH32 = np.uint32(0xFFFFFFFF)
 _M64 = (1 << 64) - 1
@@ -151,25 +151,20 @@ def _token_hashes(tokens: pa.Array) -> np.ndarray:
     return distinct_hashes[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
-def _split_words(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """All non-empty whitespace-separated tokens of the batch, and each text's token count."""
-    token_lists = pc.utf8_split_whitespace(texts.fill_null(""))
-    flat = pc.list_flatten(token_lists)
-    owners = pc.list_parent_indices(token_lists).to_numpy(zero_copy_only=False)
-    non_empty = pc.greater(pc.utf8_length(flat), 0)
-    kept_owners = owners[non_empty.to_numpy(zero_copy_only=False)]
-    lengths = np.bincount(kept_owners, minlength=len(texts)).astype(np.int64)
-    return pc.filter(flat, non_empty), lengths
-
-
 def _mix_windows(element_hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray, ngram: int) -> np.ndarray:
+    """Mix each window's element hashes in order; full windows (the common case) need no masking."""
     state = np.full(len(starts), _SEED64, dtype=np.uint64)
+    partial = np.flatnonzero(ends - starts < ngram)
     with np.errstate(over="ignore"):
         for offset in range(ngram):
             position = starts + offset
-            inside = position < ends
-            gathered = element_hashes[np.where(inside, position, 0)] if len(element_hashes) else state
-            state = np.where(inside, combine(state, gathered), state)
+            if len(partial):  # short documents: repeat the last element, masked out below
+                position = np.minimum(position, ends - 1)
+            mixed = combine(state, element_hashes[position])
+            if len(partial):
+                outside = partial[starts[partial] + offset >= ends[partial]]
+                mixed[outside] = state[outside]
+            state = mixed
         return fmix64(state ^ (ends - starts).astype(np.uint64))
 
 
@@ -183,12 +178,11 @@ def _char_codes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fast_shingles(texts: pa.Array, spec: MinHashSpec) -> Shingles:
-    normalized = normalize(texts, spec.normalization)
     if spec.unit == "word":
-        tokens, lengths = _split_words(normalized)
+        tokens, lengths = words(texts, spec.normalization)
         element_hashes = _token_hashes(tokens)
     else:
-        codes, lengths = _char_codes(normalized)
+        codes, lengths = _char_codes(normalize(texts, spec.normalization))
         element_hashes = fmix64(codes.astype(np.uint64) + _SEED64)
     docs, starts, ends = _windows(lengths, spec.ngram, spec.max_shingles)
     return Shingles(_mix_windows(element_hashes, starts, ends, spec.ngram), _offsets(docs, len(texts)))
