@@ -52,7 +52,7 @@ clean:
 # Benchmarks (see benchmarks/*.py). datatrove lives in its own virtualenv so its pins never touch ours.
 bench-venv:
 	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
-	.venv-bench/bin/python -m pip install --quiet "datatrove[processing]==0.10.1"
+	.venv-bench/bin/python -m pip install --quiet "datatrove[processing]==0.10.1" orjson
 
 bench: install bench-venv
 	$(BIN)/python benchmarks/dedup_quality.py --docs 20000

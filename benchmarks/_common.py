@@ -44,6 +44,7 @@ class Scores:
     recall_exact: float
     recall_target: float  # planted near pairs with Jaccard >= threshold + 0.05
     f1_target: float
+    removed_by_kind: dict[str, int]  # what the removed documents were planted as ("near [lo,hi)", ...)
 
 
 def score_removals(removed_ids: Iterable[str], truth: pd.DataFrame, threshold: float) -> Scores:
@@ -77,8 +78,17 @@ def score_removals(removed_ids: Iterable[str], truth: pd.DataFrame, threshold: f
     recall_target = float(target["recalled"].mean()) if len(target) else float("nan")
     exact = dups[dups["dup_kind"] == "exact"]
     f1 = 2 * precision * recall_target / (precision + recall_target) if precision + recall_target else 0.0
+    removed_by_kind: dict[str, int] = {}
+    for row in removed_rows.itertuples():
+        if row.dup_kind == "near":
+            low, high = next((lo, hi) for lo, hi in SIMILARITY_BUCKETS if lo <= row.jaccard < hi)
+            kind = f"near [{low:.2f},{min(high, 1.0):.2f})"
+        else:
+            kind = "original" if row.dup_kind == "original" else row.dup_kind
+        removed_by_kind[kind] = removed_by_kind.get(kind, 0) + 1
     return Scores(len(removed_rows), precision, buckets,
-                  float(exact["recalled"].mean()) if len(exact) else float("nan"), recall_target, f1)
+                  float(exact["recalled"].mean()) if len(exact) else float("nan"), recall_target, f1,
+                  dict(sorted(removed_by_kind.items())))
 
 
 def print_scores(name: str, scores: Scores, threshold: float) -> None:
@@ -87,3 +97,5 @@ def print_scores(name: str, scores: Scores, threshold: float) -> None:
           f"recall(J>={threshold + 0.05:.2f}) {scores.recall_target:.4f}  F1 {scores.f1_target:.4f}")
     for bucket, (pairs, recall) in scores.recall_by_bucket.items():
         print(f"    planted Jaccard {bucket}: {pairs:>6,} pairs  recall {recall:.3f}")
+    planted = ", ".join(f"{kind}: {count:,}" for kind, count in scores.removed_by_kind.items())
+    print(f"    removed documents were planted as: {planted}")

@@ -16,6 +16,7 @@ import argparse
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -107,9 +108,12 @@ def run_curate(clean: Path, work: Path) -> tuple[float, list[str], dict]:
 
 def run_datatrove(python: str, clean: Path, work: Path) -> tuple[float, list[str], dict]:
     script = REPO_ROOT / "benchmarks" / "_datatrove_minhash.py"
+    shutil.rmtree(work / "datatrove", ignore_errors=True)  # datatrove skips tasks it finds completed
     started = time.perf_counter()
     result = subprocess.run([python, str(script), str(clean), str(work / "datatrove"), "--workers", "2"],
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"datatrove run failed:\n{result.stderr[-3000:]}")
     seconds = time.perf_counter() - started
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     return seconds, payload["removed"], payload["seconds"]

@@ -129,6 +129,9 @@ class MinHashSettings(_Strict):
     false_positive_weight: float = Field(default=0.05, ge=0)
     false_negative_weight: float = Field(default=0.95, ge=0)
     verify: bool = True
+    # An edge is dropped when its estimated Jaccard lies more than this many standard errors
+    # (sqrt(t(1-t)/num_perm)) below the threshold t; 0 drops every estimate below t.
+    verify_margin_sigmas: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _bands_and_rows_together(self) -> MinHashSettings:

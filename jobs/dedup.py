@@ -73,6 +73,12 @@ def index_spec_label(config: Config) -> str:
             f"b{bands}r{rows}/{spec.normalization.describe()}")
 
 
+def verification_threshold(threshold: float, num_perm: int, margin_sigmas: float) -> float:
+    """Lowest estimated Jaccard an edge may have: the threshold minus ``margin_sigmas`` standard errors
+    of the MinHash estimate at the threshold, so estimate noise does not cost recall at the threshold."""
+    return max(0.0, threshold - margin_sigmas * (threshold * (1 - threshold) / num_perm) ** 0.5)
+
+
 def check(config: Config) -> None:
     if config.dedup.keep == "highest_quality" and not config.dedup.quality_column:
         raise ConfigError("keep=highest_quality needs dedup.quality_column", key="dedup.quality_column",
@@ -173,9 +179,11 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
     survivors = features.join(exact_dups.select("doc_id"), "doc_id", "left_anti")
 
     # ---- near duplicates
-    details: dict[str, Any] = {"lsh": {"bands": bands, "rows": rows, "num_perm": spec.num_perm,
-                                       "hash_mode": spec.hash_mode, "index_spec": spec_label}}
     threshold = settings.minhash.jaccard_threshold
+    verify_threshold = verification_threshold(threshold, spec.num_perm, settings.minhash.verify_margin_sigmas)
+    details: dict[str, Any] = {"lsh": {"bands": bands, "rows": rows, "num_perm": spec.num_perm,
+                                       "verify_threshold": round(verify_threshold, 4),
+                                       "hash_mode": spec.hash_mode, "index_spec": spec_label}}
     details["lsh"]["candidate_probability"] = {
         f"{s:.2f}": round(float(candidate_probability(s, bands, rows)), 4)
         for s in (threshold - 0.05, threshold, threshold + 0.05) if 0 < s < 1
@@ -210,7 +218,7 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
             right = signatures.select(F.col("doc_id").alias("dst"), F.col("signature").alias("s2"))
             edges = (edges.join(left, "src").join(right, "dst")
                      .withColumn("est", jaccard("s1", "s2"))
-                     .where(F.col("est") >= F.lit(threshold))
+                     .where(F.col("est") >= F.lit(verify_threshold))
                      .select("src", "dst"))
         edges = edges.persist(StorageLevel.MEMORY_AND_DISK)
         verified_count = edges.count()

@@ -177,3 +177,9 @@ def test_index_built_with_other_settings_is_refused(spark, tmp_path):
         "incremental": True, "minhash": config.dedup.minhash.model_copy(update={"num_perm": 64})})})
     with pytest.raises(ConfigError, match="index was built with"):
         dedup.run(spark, changed, run_id="d2")
+
+
+def test_verification_threshold_allows_for_estimate_noise():
+    assert dedup.verification_threshold(0.8, 112, 0.0) == 0.8
+    assert dedup.verification_threshold(0.8, 112, 2.0) == pytest.approx(0.8 - 2 * (0.16 / 112) ** 0.5)
+    assert dedup.verification_threshold(0.1, 4, 10.0) == 0.0

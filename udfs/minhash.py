@@ -51,25 +51,32 @@ class MinHashSpec:
 # ------------------------------------------------------------------------------------ bit mixing
 
 
-def fmix64(values: np.ndarray) -> np.ndarray:
-    """MurmurHash3 64-bit finaliser (a bijection with full avalanche), element-wise, wrap-around."""
-    h = values.astype(np.uint64, copy=True)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
+# MurmurHash3 finaliser constants per width: (shift, multiplier, shift, multiplier, shift)
+_FMIX_CONSTANTS = {
+    64: (33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33),
+    32: (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16),
+}
+
+
+def _fmix(values: np.ndarray, width: int) -> np.ndarray:
+    """MurmurHash3 finaliser (a bijection with full avalanche), element-wise with wrap-around."""
+    dtype = np.uint64 if width == 64 else np.uint32
+    shift1, multiplier1, shift2, multiplier2, shift3 = (dtype(c) for c in _FMIX_CONSTANTS[width])
+    h = values.astype(dtype, copy=True)
+    h ^= h >> shift1
+    h *= multiplier1
+    h ^= h >> shift2
+    h *= multiplier2
+    h ^= h >> shift3
     return h
+
+
+def fmix64(values: np.ndarray) -> np.ndarray:
+    return _fmix(values, 64)
 
 
 def fmix32(values: np.ndarray) -> np.ndarray:
-    h = values.astype(np.uint32, copy=True)
-    h ^= h >> np.uint32(16)
-    h *= np.uint32(0x85EBCA6B)
-    h ^= h >> np.uint32(13)
-    h *= np.uint32(0xC2B2AE35)
-    h ^= h >> np.uint32(16)
-    return h
+    return _fmix(values, 32)
 
 
 def _rotl64(values: np.ndarray, bits: int) -> np.ndarray:
