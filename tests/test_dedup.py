@@ -140,7 +140,8 @@ def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
     rng = random.Random(11)
     old_texts = {f"old{i}": _words(rng, 120) for i in range(5)}
     config, store = _setup(spark, tmp_path, [_row(k, " ".join(v)) for k, v in old_texts.items()])
-    first = dedup.run(spark, config, run_id="night1")
+    incremental = config.model_copy(update={"dedup": config.dedup.model_copy(update={"incremental": True})})
+    first = dedup.run(spark, incremental, run_id="night1")  # the first night: no outputs or indexes yet
     assert first.docs_out == 5
 
     pair = _words(rng, 120)
@@ -152,7 +153,6 @@ def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
         _row("new-unique", " ".join(_words(rng, 120))),
     ]
     store.write(spark.createDataFrame(night2, BRONZE_SCHEMA), "bronze", mode="append", run_id="ingest2")
-    incremental = config.model_copy(update={"dedup": config.dedup.model_copy(update={"incremental": True})})
     second = dedup.run(spark, incremental, run_id="night2")
 
     assert second.docs_in == 5  # only the new documents were hashed and judged
