@@ -1,0 +1,79 @@
+"""Gopher quality signals and rules, pinned on hand-computed examples."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from udfs.demo_corpus import DemoSpec, original_page
+from udfs.heuristics import GopherQualityThresholds, gopher_quality_reasons, gopher_quality_signals
+
+
+def _signals(text: str) -> dict:
+    return gopher_quality_signals(pa.array([text])).to_pylist()[0]
+
+
+def test_words_symbols_and_alpha():
+    # words: "Hello," "world!" "##" "..." "ok"; symbol words: "##" "..."
+    row = _signals("Hello, world! ## ... ok")
+    assert row["n_words"] == 5 and row["n_non_symbol_words"] == 3
+    assert row["mean_word_length"] == pytest.approx((6 + 6 + 2) / 3)
+    assert row["symbol_word_ratio"] == pytest.approx(3 / 5)  # two '#' and one '...'
+    assert row["alpha_words_ratio"] == pytest.approx(3 / 5)
+    assert row["stop_words"] == 0
+    assert row["bullet_lines_ratio"] == 0 and row["ellipsis_lines_ratio"] == 0
+
+
+def test_bullet_and_ellipsis_lines():
+    row = _signals("- item one\n- item two\nplain line...\n• third")
+    assert row["bullet_lines_ratio"] == pytest.approx(3 / 4)
+    assert row["ellipsis_lines_ratio"] == pytest.approx(1 / 4)
+    assert row["n_words"] == 10 and row["n_non_symbol_words"] == 7
+    assert row["mean_word_length"] == pytest.approx(31 / 7)
+    assert row["symbol_word_ratio"] == pytest.approx(1 / 10)
+    assert row["alpha_words_ratio"] == pytest.approx(7 / 10)
+
+
+def test_stop_words_ignore_case_and_attached_punctuation():
+    assert _signals("The cat, and THE dog; to be... with")["stop_words"] == 6
+
+
+def test_empty_text():
+    row = _signals("")
+    assert row["n_words"] == 0 and row["mean_word_length"] == 0 and row["alpha_words_ratio"] == 0
+
+
+def test_first_failing_rule_wins():
+    line = "the cat and the dog sat with a friend in the park"
+    texts = pa.array([
+        "only four words here",  # 4 words < 50 (also no stop words: the first rule wins)
+        " ".join([line] * 5),  # 60 words, passes everything
+        " ".join(["the and with a a a a a a a"] * 10),  # mean word length 17/10 < 3
+        " ".join(["the and word more #"] * 20),  # 20 '#' over 100 words = 0.2 > 0.1
+        "\n".join(["- " + line] * 20),  # every line is a bullet
+        "\n".join([line + "..."] * 20),  # every line ends with '...' (1 symbol per 12 words)
+        " ".join(["the and with 123 456 789 101 202 303 404"] * 10),  # 30% of words have a letter
+        " ".join(["zzz"] * 60),  # no stop words
+    ])
+    reasons = gopher_quality_reasons(gopher_quality_signals(texts), GopherQualityThresholds()).to_pylist()
+    assert reasons == ["gopher_min_words", None, "gopher_avg_word_length", "gopher_symbol_ratio",
+                       "gopher_bullet_lines", "gopher_ellipsis_lines", "gopher_alpha_words",
+                       "gopher_stop_words"]
+    loose = GopherQualityThresholds(min_doc_words=1)
+    first_only = gopher_quality_reasons(gopher_quality_signals(texts[:1]), loose).to_pylist()
+    assert first_only == ["gopher_stop_words"]
+
+
+def test_demo_pages_behave_as_planted():
+    spec = DemoSpec(docs=3000, seed=5, workers=1)
+    pages = [original_page(spec, index) for index in range(3000)]
+    english = [page for page in pages if page.lang == "en"]
+    reasons = gopher_quality_reasons(gopher_quality_signals(pa.array([p.text for p in english])),
+                                     GopherQualityThresholds()).to_pylist()
+    good = [reason for page, reason in zip(english, reasons, strict=True) if page.quality == "good"]
+    short = [reason for page, reason in zip(english, reasons, strict=True) if page.quality == "too_short"]
+    stuffed = [reason for page, reason in zip(english, reasons, strict=True)
+               if page.quality == "keyword_stuffing"]
+    assert sum(reason is None for reason in good) / len(good) > 0.95
+    assert short and all(reason == "gopher_min_words" for reason in short)
+    assert stuffed and all(reason is not None for reason in stuffed)
