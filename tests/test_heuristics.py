@@ -6,7 +6,14 @@ import pyarrow as pa
 import pytest
 
 from udfs.demo_corpus import DemoSpec, original_page
-from udfs.heuristics import GopherQualityThresholds, gopher_quality_reasons, gopher_quality_signals
+from udfs.heuristics import (
+    GopherQualityThresholds,
+    GopherRepetitionThresholds,
+    gopher_quality_reasons,
+    gopher_quality_signals,
+    gopher_repetition_reasons,
+    gopher_repetition_signals,
+)
 
 
 def _signals(text: str) -> dict:
@@ -77,3 +84,48 @@ def test_demo_pages_behave_as_planted():
     assert sum(reason is None for reason in good) / len(good) > 0.95
     assert short and all(reason == "gopher_min_words" for reason in short)
     assert stuffed and all(reason is not None for reason in stuffed)
+
+
+def _repetition(text: str) -> dict:
+    return gopher_repetition_signals(pa.array([text])).to_pylist()[0]
+
+
+def test_duplicate_lines_and_paragraphs():
+    row = _repetition("a\nb\na\nc")  # 7 characters, lines a b a c
+    assert row["dup_line_frac"] == pytest.approx(1 / 4)
+    assert row["dup_line_char_frac"] == pytest.approx(1 / 7)
+    assert row["dup_para_frac"] == 0
+    row = _repetition("x y\n\nx y\n\nz")  # 11 characters, paragraphs "x y" "x y" "z"
+    assert row["dup_para_frac"] == pytest.approx(1 / 3)
+    assert row["dup_para_char_frac"] == pytest.approx(3 / 11)
+
+
+def test_top_and_duplicated_ngrams():
+    row = _repetition("a b a b c")  # 2-grams: "a b" x2, "b a", "b c"; 9 characters
+    assert row["top_2gram_char_frac"] == pytest.approx(6 / 9)
+    assert row["top_3gram_char_frac"] == pytest.approx(5 / 9)  # each 3-gram once, 5 characters
+    row = _repetition("a b c d e a b c d e")  # the second "abcde" repeats the first; 19 characters
+    assert row["dup_5gram_char_frac"] == pytest.approx(5 / 19)
+    assert row["dup_6gram_char_frac"] == 0
+
+
+def test_repetition_rules_in_order():
+    texts = pa.array([
+        "intro\n\n" + "\n\n".join(["same paragraph here"] * 4),  # 3 of 5 paragraphs repeat
+        " ".join(f"w{i}" for i in range(200)),  # nothing repeats
+        " ".join(["buy cheap shoes now"] * 30),  # a 2-gram covers far more than 20%
+    ])
+    reasons = gopher_repetition_reasons(gopher_repetition_signals(texts), GopherRepetitionThresholds())
+    assert reasons.to_pylist() == ["gopher_dup_para_frac", None, "gopher_top_2gram"]
+
+
+def test_demo_repeated_line_pages_fail_repetition_rules():
+    spec = DemoSpec(docs=3000, seed=5, workers=1)
+    pages = [page for page in (original_page(spec, index) for index in range(3000)) if page.lang == "en"]
+    reasons = gopher_repetition_reasons(gopher_repetition_signals(pa.array([p.text for p in pages])),
+                                        GopherRepetitionThresholds()).to_pylist()
+    repeated = [reason for page, reason in zip(pages, reasons, strict=True)
+                if page.quality == "repeated_lines"]
+    good = [reason for page, reason in zip(pages, reasons, strict=True) if page.quality == "good"]
+    assert repeated and all(reason is not None for reason in repeated)
+    assert sum(reason is None for reason in good) / len(good) > 0.95

@@ -1,17 +1,23 @@
-"""Heuristic quality signals, vectorised over Arrow string arrays (first part of the quality stage).
+"""Heuristic quality signals over Arrow string arrays (first part of the quality stage).
 
 Gopher quality rules (Rae et al. 2021, "Scaling Language Models", appendix A; defaults as in datatrove's
 ``GopherQualityFilter``). Words are whitespace-separated tokens; a *symbol word* consists only of
 punctuation/symbol characters and is not counted as a word for the word-count and mean-length rules.
 Lines are the text split on ``\\n``.
 
-Rules are checked in the order of :data:`GOPHER_QUALITY_RULES`; a document's ``drop_reason`` is the first
-rule it fails (null when it passes all). Every signal is returned so thresholds can be re-tuned later
+Gopher repetition rules (same source; defaults as in datatrove's ``GopherRepetitionFilter``) count
+duplicated paragraphs (split on blank lines), lines and word n-grams; they need per-document hashing of
+strings, so they loop over the documents of a batch.
+
+Rules are checked in a documented order; a document's ``drop_reason`` is the first rule it fails (null
+when it passes all). Every signal is returned so thresholds can be re-tuned later
 without recomputing anything.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,4 +127,107 @@ def gopher_quality_reasons(signals: pa.Table, limits: GopherQualityThresholds) -
     reasons = np.full(signals.num_rows, None, dtype=object)
     for rule, failed in zip(reversed(GOPHER_QUALITY_RULES), reversed(failures), strict=True):
         reasons[failed] = rule  # later rules first, so the earliest failing rule is written last
+    return pa.array(reasons.tolist(), type=pa.string())
+
+
+# ----------------------------------------------------------------------------------- Gopher repetition
+
+TOP_NGRAMS = (2, 3, 4)
+DUPLICATED_NGRAMS = (5, 6, 7, 8, 9, 10)
+_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
+_LINE_BREAK = re.compile(r"\n+")
+
+
+@dataclass(frozen=True)
+class GopherRepetitionThresholds:
+    """Published Gopher repetition limits (fractions of documents' lines, paragraphs or characters)."""
+
+    max_dup_para_frac: float = 0.3
+    max_dup_para_char_frac: float = 0.2
+    max_dup_line_frac: float = 0.3
+    max_dup_line_char_frac: float = 0.2
+    max_top_ngram_char_frac: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
+    max_dup_ngram_char_frac: tuple[tuple[int, float], ...] = (
+        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+
+
+def _duplicates(elements: list[str]) -> tuple[int, int]:
+    """(elements seen before, their characters): every repeat after the first occurrence counts."""
+    seen: set[str] = set()
+    count = chars = 0
+    for element in elements:
+        if element in seen:
+            count += 1
+            chars += len(element)
+        else:
+            seen.add(element)
+    return count, chars
+
+
+def _top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters covered by the most frequent word n-gram (joined by spaces) times its count."""
+    if len(words) < n:
+        return 0
+    counts = Counter(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
+    gram, count = counts.most_common(1)[0]
+    return len(gram) * count
+
+
+def _duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """Characters (of the words, without spaces) of n-grams that repeat an earlier n-gram; a repeat is
+    skipped over as a whole so overlapping repeats are not counted twice."""
+    seen: set[tuple[str, ...]] = set()
+    chars, index = 0, 0
+    while index < len(words) - n + 1:
+        gram = tuple(words[index : index + n])
+        if gram in seen:
+            chars += sum(len(word) for word in gram)
+            index += n
+        else:
+            seen.add(gram)
+            index += 1
+    return chars
+
+
+def gopher_repetition_signals(texts: pa.Array) -> pa.Table:
+    """Per text: duplicate paragraph/line fractions (by count and by characters), the top 2-4-gram
+    character fractions and the duplicated 5-10-gram character fractions."""
+    columns: dict[str, list[float]] = {name: [] for name in repetition_signal_names()}
+    for text in texts.fill_null("").to_pylist():
+        size = max(len(text), 1)
+        paragraphs = _PARAGRAPH_BREAK.split(text.strip())
+        dup_paragraphs, dup_paragraph_chars = _duplicates(paragraphs)
+        lines = _LINE_BREAK.split(text)
+        dup_lines, dup_line_chars = _duplicates(lines)
+        words = text.split()
+        columns["dup_para_frac"].append(dup_paragraphs / max(len(paragraphs), 1))
+        columns["dup_para_char_frac"].append(dup_paragraph_chars / size)
+        columns["dup_line_frac"].append(dup_lines / max(len(lines), 1))
+        columns["dup_line_char_frac"].append(dup_line_chars / size)
+        for n in TOP_NGRAMS:
+            columns[f"top_{n}gram_char_frac"].append(_top_ngram_chars(words, n) / size)
+        for n in DUPLICATED_NGRAMS:
+            columns[f"dup_{n}gram_char_frac"].append(_duplicated_ngram_chars(words, n) / size)
+    return pa.table({name: pa.array(values, type=pa.float64()) for name, values in columns.items()})
+
+
+def repetition_signal_names() -> list[str]:
+    return (["dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"]
+            + [f"top_{n}gram_char_frac" for n in TOP_NGRAMS]
+            + [f"dup_{n}gram_char_frac" for n in DUPLICATED_NGRAMS])
+
+
+def gopher_repetition_reasons(signals: pa.Table, limits: GopherRepetitionThresholds) -> pa.Array:
+    """First failing repetition rule per document, in the order of :func:`repetition_signal_names`."""
+    checks = [("gopher_dup_para_frac", "dup_para_frac", limits.max_dup_para_frac),
+              ("gopher_dup_para_char_frac", "dup_para_char_frac", limits.max_dup_para_char_frac),
+              ("gopher_dup_line_frac", "dup_line_frac", limits.max_dup_line_frac),
+              ("gopher_dup_line_char_frac", "dup_line_char_frac", limits.max_dup_line_char_frac)]
+    checks += [(f"gopher_top_{n}gram", f"top_{n}gram_char_frac", limit)
+               for n, limit in limits.max_top_ngram_char_frac]
+    checks += [(f"gopher_dup_{n}gram", f"dup_{n}gram_char_frac", limit)
+               for n, limit in limits.max_dup_ngram_char_frac]
+    reasons = np.full(signals.num_rows, None, dtype=object)
+    for rule, column, limit in reversed(checks):
+        reasons[signals.column(column).to_numpy() > limit] = rule
     return pa.array(reasons.tolist(), type=pa.string())
