@@ -7,8 +7,11 @@ import pytest
 
 from udfs.demo_corpus import DemoSpec, original_page
 from udfs.heuristics import (
+    FineWebThresholds,
     GopherQualityThresholds,
     GopherRepetitionThresholds,
+    fineweb_reasons,
+    fineweb_signals,
     gopher_quality_reasons,
     gopher_quality_signals,
     gopher_repetition_reasons,
@@ -128,4 +131,41 @@ def test_demo_repeated_line_pages_fail_repetition_rules():
                 if page.quality == "repeated_lines"]
     good = [reason for page, reason in zip(pages, reasons, strict=True) if page.quality == "good"]
     assert repeated and all(reason is not None for reason in repeated)
+    assert sum(reason is None for reason in good) / len(good) > 0.95
+
+
+def test_fineweb_signals_by_hand():
+    text = "A full sentence.\nshort\n\nAnother full line here!\nshort"
+    row = fineweb_signals(pa.array([text])).to_pylist()[0]
+    assert row["non_blank_lines"] == 4
+    assert row["line_punct_ratio"] == pytest.approx(2 / 4)
+    assert row["short_line_ratio"] == pytest.approx(4 / 4)  # every line has at most 30 characters
+    assert row["char_dup_ratio"] == pytest.approx(5 / len(text.replace("\n", "")))  # the second "short"
+    assert row["newline_word_ratio"] == pytest.approx(4 / 9)  # 4 newlines, 9 words
+
+
+def test_fineweb_rules_in_order():
+    sentence = "This line is long enough to count as a full sentence of prose."
+    texts = pa.array([
+        "   \n\n",
+        "\n".join(["no punctuation at the end of this rather long line", "x" * 40]),
+        "\n".join([sentence, "tiny", "tiny2", "tiny3"]),
+        "\n".join([sentence, sentence, "Another different and equally long sentence of plain prose."]),
+        "\n".join(f"Pneumonoultramicroscopicsilicovolcanoconiosis{i}." for i in range(10)),  # one word a line
+        " ".join([sentence] * 3),
+    ])
+    reasons = fineweb_reasons(fineweb_signals(texts), FineWebThresholds()).to_pylist()
+    assert reasons == ["fineweb_empty", "fineweb_line_punct_ratio", "fineweb_short_line_ratio",
+                       "fineweb_char_dup_ratio", "fineweb_list_ratio", None]
+
+
+def test_demo_boilerplate_pages_fail_fineweb_rules():
+    spec = DemoSpec(docs=3000, seed=5, workers=1)
+    pages = [page for page in (original_page(spec, index) for index in range(3000)) if page.lang == "en"]
+    signals = fineweb_signals(pa.array([page.text for page in pages]))
+    reasons = fineweb_reasons(signals, FineWebThresholds()).to_pylist()
+    boilerplate = [reason for page, reason in zip(pages, reasons, strict=True)
+                   if page.quality == "boilerplate"]
+    good = [reason for page, reason in zip(pages, reasons, strict=True) if page.quality == "good"]
+    assert boilerplate and all(reason is not None for reason in boilerplate)
     assert sum(reason is None for reason in good) / len(good) > 0.95

@@ -231,3 +231,56 @@ def gopher_repetition_reasons(signals: pa.Table, limits: GopherRepetitionThresho
     for rule, column, limit in reversed(checks):
         reasons[signals.column(column).to_numpy() > limit] = rule
     return pa.array(reasons.tolist(), type=pa.string())
+
+
+# ------------------------------------------------------------------------------------------- FineWeb
+
+# Characters that end a "complete" line (FineWeb's line-punctuation rule), ASCII and common Unicode ones.
+TERMINAL_PUNCTUATION = (".", "!", "?", '"', "'", "”", "’", "…", "。", "！", "？", "»", ")")
+
+
+@dataclass(frozen=True)
+class FineWebThresholds:
+    """FineWeb's published defaults (Penedo et al. 2024; datatrove's ``FineWebQualityFilter``)."""
+
+    min_line_punct_ratio: float = 0.12
+    max_short_line_ratio: float = 0.67
+    short_line_length: int = 30
+    max_char_dup_ratio: float = 0.01
+    max_newline_word_ratio: float = 0.3
+
+
+def fineweb_signals(texts: pa.Array, short_line_length: int = 30) -> pa.Table:
+    """Per text, over its non-blank lines: share ending in terminal punctuation, share of short lines,
+    characters in repeated lines over all non-newline characters, and newlines per word."""
+    columns: dict[str, list[float]] = {"line_punct_ratio": [], "short_line_ratio": [], "char_dup_ratio": [],
+                                       "newline_word_ratio": [], "non_blank_lines": []}
+    for text in texts.fill_null("").to_pylist():
+        lines = [line for line in text.split("\n") if line.strip()]
+        count = max(len(lines), 1)
+        columns["non_blank_lines"].append(len(lines))
+        columns["line_punct_ratio"].append(sum(line.endswith(TERMINAL_PUNCTUATION) for line in lines) / count)
+        columns["short_line_ratio"].append(sum(len(line) <= short_line_length for line in lines) / count)
+        columns["char_dup_ratio"].append(_duplicates(lines)[1] / max(len(text.replace("\n", "")), 1))
+        columns["newline_word_ratio"].append(text.count("\n") / max(len(text.split()), 1))
+    return pa.table({"line_punct_ratio": pa.array(columns["line_punct_ratio"], type=pa.float64()),
+                     "short_line_ratio": pa.array(columns["short_line_ratio"], type=pa.float64()),
+                     "char_dup_ratio": pa.array(columns["char_dup_ratio"], type=pa.float64()),
+                     "newline_word_ratio": pa.array(columns["newline_word_ratio"], type=pa.float64()),
+                     "non_blank_lines": pa.array(columns["non_blank_lines"], type=pa.int64())})
+
+
+def fineweb_reasons(signals: pa.Table, limits: FineWebThresholds) -> pa.Array:
+    """First failing FineWeb rule: empty, line punctuation, short lines, duplicated line chars, list-like."""
+    column = {name: signals.column(name).to_numpy() for name in signals.column_names}
+    checks = [
+        ("fineweb_empty", column["non_blank_lines"] == 0),
+        ("fineweb_line_punct_ratio", column["line_punct_ratio"] < limits.min_line_punct_ratio),
+        ("fineweb_short_line_ratio", column["short_line_ratio"] > limits.max_short_line_ratio),
+        ("fineweb_char_dup_ratio", column["char_dup_ratio"] > limits.max_char_dup_ratio),
+        ("fineweb_list_ratio", column["newline_word_ratio"] > limits.max_newline_word_ratio),
+    ]
+    reasons = np.full(signals.num_rows, None, dtype=object)
+    for rule, failed in reversed(checks):
+        reasons[failed] = rule
+    return pa.array(reasons.tolist(), type=pa.string())
