@@ -7,9 +7,12 @@ import pytest
 
 from udfs.demo_corpus import DemoSpec, original_page
 from udfs.heuristics import (
+    C4Settings,
     FineWebThresholds,
     GopherQualityThresholds,
     GopherRepetitionThresholds,
+    c4_clean,
+    count_sentences,
     fineweb_reasons,
     fineweb_signals,
     gopher_quality_reasons,
@@ -169,3 +172,31 @@ def test_demo_boilerplate_pages_fail_fineweb_rules():
     good = [reason for page, reason in zip(pages, reasons, strict=True) if page.quality == "good"]
     assert boilerplate and all(reason is not None for reason in boilerplate)
     assert sum(reason is None for reason in good) / len(good) > 0.95
+
+
+def test_c4_line_removal_by_hand():
+    text = "\n".join([
+        "Home | About",  # no terminal punctuation: removed
+        "This sentence stays. So does this one!",  # kept, 2 sentences
+        "Too short.",  # 2 words: removed
+        "Please enable JavaScript to view this page.",  # javascript: removed
+        "Read our privacy policy before you continue.",  # policy: removed
+        "A cited claim holds[1]. It really does.",  # citation stripped, kept, 2 sentences
+        "Ends with an ellipsis...",  # removed
+        "The last line is fine.",  # kept, 1 sentence
+    ])
+    cleaned, signals = c4_clean(pa.array([text]), C4Settings())
+    assert cleaned.to_pylist()[0] == ("This sentence stays. So does this one!\n"
+                                      "A cited claim holds. It really does.\nThe last line is fine.")
+    row = signals.to_pylist()[0]
+    assert (row["c4_lines"], row["c4_lines_kept"], row["c4_sentences"]) == (8, 3, 5)
+    assert row["c4_reason"] is None
+
+
+def test_c4_document_rules():
+    texts = pa.array(["Lorem ipsum dolor sit amet. " * 6, "Some code { here } in text. " * 6,
+                      "One fine sentence."])
+    _, signals = c4_clean(texts, C4Settings())
+    assert signals.column("c4_reason").to_pylist() == ["c4_lorem_ipsum", "c4_curly_bracket",
+                                                       "c4_too_few_sentences"]
+    assert count_sentences("Hi there. And you?! Fine... ok") == 3

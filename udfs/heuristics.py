@@ -284,3 +284,85 @@ def fineweb_reasons(signals: pa.Table, limits: FineWebThresholds) -> pa.Array:
     for rule, failed in reversed(checks):
         reasons[failed] = rule
     return pa.array(reasons.tolist(), type=pa.string())
+
+
+# ------------------------------------------------------------------------------------------------ C4
+
+C4_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
+                     "use cookies")
+C4_LINE_ENDINGS = (".", "?", "!", '"', "'")
+_CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
+
+
+@dataclass(frozen=True)
+class C4Settings:
+    """C4's rules (Raffel et al. 2020) with their published defaults. In line-removal mode failing lines
+    are removed and the document survives if enough sentences remain."""
+
+    min_sentences: int = 5
+    min_words_per_line: int = 3
+    max_word_length: int = 1000
+    remove_citations: bool = True
+    require_terminal_punctuation: bool = True
+    drop_javascript_lines: bool = True
+    drop_policy_lines: bool = True
+    drop_lorem_ipsum: bool = True
+    drop_curly_bracket: bool = True
+
+
+def count_sentences(text: str) -> int:
+    """Sentence ends: runs of . ! ? followed by whitespace or the end (a tokenizer-free approximation)."""
+    return len(_SENTENCE_END.findall(text))
+
+
+def _c4_line(line: str, settings: C4Settings) -> str | None:
+    """The cleaned line, or None when C4 removes it."""
+    line = line.strip()
+    if settings.remove_citations:
+        line = _CITATION.sub("", line)
+    words = line.split()
+    if any(len(word) > settings.max_word_length for word in words):
+        return None
+    if settings.require_terminal_punctuation and (not line.endswith(C4_LINE_ENDINGS) or line.endswith("...")):
+        return None
+    if len(words) < settings.min_words_per_line:
+        return None
+    lowered = line.lower()
+    if settings.drop_javascript_lines and "javascript" in lowered:
+        return None
+    if settings.drop_policy_lines and any(phrase in lowered for phrase in C4_POLICY_PHRASES):
+        return None
+    return line
+
+
+def c4_clean(texts: pa.Array, settings: C4Settings) -> tuple[pa.Array, pa.Table]:
+    """(cleaned texts, signals): lines kept/total, sentences left, and the document-level reason
+    (``c4_lorem_ipsum``, ``c4_curly_bracket``, ``c4_too_few_sentences``) or null."""
+    cleaned: list[str] = []
+    lines_total: list[int] = []
+    lines_kept: list[int] = []
+    sentences: list[int] = []
+    reasons: list[str | None] = []
+    for text in texts.fill_null("").to_pylist():
+        lowered = text.lower()
+        lines = text.split("\n")
+        kept = [line for line in (_c4_line(line, settings) for line in lines) if line is not None]
+        joined = "\n".join(kept)
+        lines_total.append(len(lines))
+        lines_kept.append(len(kept))
+        sentences.append(count_sentences(joined))
+        cleaned.append(joined)
+        if settings.drop_lorem_ipsum and "lorem ipsum" in lowered:
+            reasons.append("c4_lorem_ipsum")
+        elif settings.drop_curly_bracket and "{" in text:
+            reasons.append("c4_curly_bracket")
+        elif sentences[-1] < settings.min_sentences:
+            reasons.append("c4_too_few_sentences")
+        else:
+            reasons.append(None)
+    signals = pa.table({"c4_lines": pa.array(lines_total, type=pa.int32()),
+                        "c4_lines_kept": pa.array(lines_kept, type=pa.int32()),
+                        "c4_sentences": pa.array(sentences, type=pa.int32()),
+                        "c4_reason": pa.array(reasons, type=pa.string())})
+    return pa.array(cleaned, type=pa.string()), signals
