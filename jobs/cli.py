@@ -33,6 +33,10 @@ def _stage_module(stage: str) -> Any:
         from jobs import dedup
 
         return dedup
+    if stage == "quality":
+        from jobs import quality
+
+        return quality
     raise ConfigError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}", key="run.stages")
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-STAGES = ("ingest", "dedup")
+STAGES = ("ingest", "dedup", "quality")
 
 
 class ConfigError(Exception):
@@ -36,7 +36,7 @@ class RunSettings(_Strict):
     """Which stages ``curate run`` executes, in order."""
 
     name: str = "curate"
-    stages: list[Literal["ingest", "dedup"]] = Field(default_factory=lambda: list(STAGES))
+    stages: list[Literal["ingest", "dedup", "quality"]] = Field(default_factory=lambda: list(STAGES))
 
 
 class SparkSettings(_Strict):
@@ -87,6 +87,8 @@ class TableSettings(_Strict):
     dedup_exact_index: str = "dedup_exact_index"
     dedup_band_index: str = "dedup_band_index"
     dedup_signature_index: str = "dedup_signature_index"
+    quality_scores: str = "quality_scores"
+    filtered: str = "filtered"
 
 
 class IngestSettings(_Strict):
@@ -161,6 +163,67 @@ class DedupSettings(_Strict):
     components: ComponentsSettings = Field(default_factory=ComponentsSettings)
 
 
+class LanguageSettings(_Strict):
+    """fastText language ID; ``keep`` empty keeps every language."""
+
+    enabled: bool = True
+    model: str = "lid.176.ftz"  # the packaged model, a local path or s3://
+    model_sha256: str | None = None
+    keep: list[str] = Field(default_factory=lambda: ["en"])
+    min_score: float = Field(default=0.65, ge=0, le=1)
+    min_score_by_language: dict[str, float] = Field(default_factory=dict)
+
+
+class GopherQualitySettings(_Strict):
+    enabled: bool = True
+    min_doc_words: int = 50
+    max_doc_words: int = 100_000
+    min_avg_word_length: float = 3.0
+    max_avg_word_length: float = 10.0
+    max_symbol_word_ratio: float = 0.1
+    max_bullet_lines_ratio: float = 0.9
+    max_ellipsis_lines_ratio: float = 0.3
+    min_alpha_words_ratio: float = 0.8
+    min_stop_words: int = 2
+
+
+class GopherRepetitionSettings(_Strict):
+    enabled: bool = True
+    max_dup_para_frac: float = 0.3
+    max_dup_para_char_frac: float = 0.2
+    max_dup_line_frac: float = 0.3
+    max_dup_line_char_frac: float = 0.2
+    max_top_ngram_char_frac: dict[int, float] = Field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    max_dup_ngram_char_frac: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+
+
+class C4RuleSettings(_Strict):
+    """``filter`` drops documents by C4's document rules; ``remove_lines`` also removes failing lines."""
+
+    mode: Literal["off", "filter", "remove_lines"] = "off"
+    min_sentences: int = 5
+    min_words_per_line: int = 3
+    max_word_length: int = 1000
+
+
+class FineWebSettings(_Strict):
+    enabled: bool = True
+    min_line_punct_ratio: float = 0.12
+    max_short_line_ratio: float = 0.67
+    short_line_length: int = 30
+    max_char_dup_ratio: float = 0.01
+    max_newline_word_ratio: float = 0.3
+
+
+class QualitySettings(_Strict):
+    language: LanguageSettings = Field(default_factory=LanguageSettings)
+    gopher_quality: GopherQualitySettings = Field(default_factory=GopherQualitySettings)
+    gopher_repetition: GopherRepetitionSettings = Field(default_factory=GopherRepetitionSettings)
+    c4: C4RuleSettings = Field(default_factory=C4RuleSettings)
+    fineweb: FineWebSettings = Field(default_factory=FineWebSettings)
+
+
 class Config(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -169,6 +232,7 @@ class Config(_Strict):
     tables: TableSettings = Field(default_factory=TableSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     # Not part of the YAML: where the config came from, for error messages.
     _source: str = "<memory>"
