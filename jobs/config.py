@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from udfs.heuristics import FineWebThresholds, GopherQualityThresholds
+
 STAGES = ("ingest", "dedup", "quality")
 
 
@@ -174,17 +176,20 @@ class LanguageSettings(_Strict):
     min_score_by_language: dict[str, float] = Field(default_factory=dict)
 
 
+_GOPHER = GopherQualityThresholds()  # the published defaults live in udfs.heuristics, once
+
+
 class GopherQualitySettings(_Strict):
     enabled: bool = True
-    min_doc_words: int = 50
-    max_doc_words: int = 100_000
-    min_avg_word_length: float = 3.0
-    max_avg_word_length: float = 10.0
-    max_symbol_word_ratio: float = 0.1
-    max_bullet_lines_ratio: float = 0.9
-    max_ellipsis_lines_ratio: float = 0.3
-    min_alpha_words_ratio: float = 0.8
-    min_stop_words: int = 2
+    min_doc_words: int = _GOPHER.min_doc_words
+    max_doc_words: int = _GOPHER.max_doc_words
+    min_avg_word_length: float = _GOPHER.min_avg_word_length
+    max_avg_word_length: float = _GOPHER.max_avg_word_length
+    max_symbol_word_ratio: float = _GOPHER.max_symbol_word_ratio
+    max_bullet_lines_ratio: float = _GOPHER.max_bullet_lines_ratio
+    max_ellipsis_lines_ratio: float = _GOPHER.max_ellipsis_lines_ratio
+    min_alpha_words_ratio: float = _GOPHER.min_alpha_words_ratio
+    min_stop_words: int = _GOPHER.min_stop_words
 
 
 class GopherRepetitionSettings(_Strict):
@@ -207,13 +212,16 @@ class C4RuleSettings(_Strict):
     max_word_length: int = 1000
 
 
+_FINEWEB = FineWebThresholds()
+
+
 class FineWebSettings(_Strict):
     enabled: bool = True
-    min_line_punct_ratio: float = 0.12
-    max_short_line_ratio: float = 0.67
-    short_line_length: int = 30
-    max_char_dup_ratio: float = 0.01
-    max_newline_word_ratio: float = 0.3
+    min_line_punct_ratio: float = _FINEWEB.min_line_punct_ratio
+    max_short_line_ratio: float = _FINEWEB.max_short_line_ratio
+    short_line_length: int = _FINEWEB.short_line_length
+    max_char_dup_ratio: float = _FINEWEB.max_char_dup_ratio
+    max_newline_word_ratio: float = _FINEWEB.max_newline_word_ratio
 
 
 class QualitySettings(_Strict):

@@ -110,6 +110,14 @@ def gopher_quality_signals(texts: pa.Array) -> pa.Table:
     })
 
 
+def first_failing(checks: list[tuple[str, np.ndarray]], size: int) -> pa.Array:
+    """Per document, the name of the first check (in list order) whose mask is true; null if none."""
+    reasons = np.full(size, None, dtype=object)
+    for rule, failed in reversed(checks):  # earlier rules are written last, so they win
+        reasons[failed] = rule
+    return pa.array(reasons.tolist(), type=pa.string())
+
+
 def gopher_quality_reasons(signals: pa.Table, limits: GopherQualityThresholds) -> pa.Array:
     """The first failing rule per document (null when none fails), in GOPHER_QUALITY_RULES order."""
     column = {name: signals.column(name).to_numpy() for name in signals.column_names}
@@ -124,10 +132,7 @@ def gopher_quality_reasons(signals: pa.Table, limits: GopherQualityThresholds) -
         column["alpha_words_ratio"] < limits.min_alpha_words_ratio,
         column["stop_words"] < limits.min_stop_words,
     ]
-    reasons = np.full(signals.num_rows, None, dtype=object)
-    for rule, failed in zip(reversed(GOPHER_QUALITY_RULES), reversed(failures), strict=True):
-        reasons[failed] = rule  # later rules first, so the earliest failing rule is written last
-    return pa.array(reasons.tolist(), type=pa.string())
+    return first_failing(list(zip(GOPHER_QUALITY_RULES, failures, strict=True)), signals.num_rows)
 
 
 # ----------------------------------------------------------------------------------- Gopher repetition
@@ -227,10 +232,8 @@ def gopher_repetition_reasons(signals: pa.Table, limits: GopherRepetitionThresho
                for n, limit in limits.max_top_ngram_char_frac]
     checks += [(f"gopher_dup_{n}gram", f"dup_{n}gram_char_frac", limit)
                for n, limit in limits.max_dup_ngram_char_frac]
-    reasons = np.full(signals.num_rows, None, dtype=object)
-    for rule, column, limit in reversed(checks):
-        reasons[signals.column(column).to_numpy() > limit] = rule
-    return pa.array(reasons.tolist(), type=pa.string())
+    masks = [(rule, signals.column(column).to_numpy() > limit) for rule, column, limit in checks]
+    return first_failing(masks, signals.num_rows)
 
 
 # ------------------------------------------------------------------------------------------- FineWeb
@@ -280,10 +283,7 @@ def fineweb_reasons(signals: pa.Table, limits: FineWebThresholds) -> pa.Array:
         ("fineweb_char_dup_ratio", column["char_dup_ratio"] > limits.max_char_dup_ratio),
         ("fineweb_list_ratio", column["newline_word_ratio"] > limits.max_newline_word_ratio),
     ]
-    reasons = np.full(signals.num_rows, None, dtype=object)
-    for rule, failed in reversed(checks):
-        reasons[failed] = rule
-    return pa.array(reasons.tolist(), type=pa.string())
+    return first_failing(checks, signals.num_rows)
 
 
 # ------------------------------------------------------------------------------------------------ C4
