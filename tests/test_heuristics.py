@@ -22,6 +22,20 @@ from udfs.heuristics import (
 )
 
 
+@pytest.fixture(scope="module")
+def english_pages() -> list:
+    """English demo pages (3000 generated once for the module) with their planted quality labels."""
+    spec = DemoSpec(docs=3000, seed=5, workers=1)
+    return [page for page in (original_page(spec, index) for index in range(3000)) if page.lang == "en"]
+
+
+def _reasons_by_quality(pages: list, reasons: list) -> dict[str, list]:
+    grouped: dict[str, list] = {}
+    for page, reason in zip(pages, reasons, strict=True):
+        grouped.setdefault(page.quality, []).append(reason)
+    return grouped
+
+
 def _signals(text: str) -> dict:
     return gopher_quality_signals(pa.array([text])).to_pylist()[0]
 
@@ -77,19 +91,13 @@ def test_first_failing_rule_wins():
     assert first_only == ["gopher_stop_words"]
 
 
-def test_demo_pages_behave_as_planted():
-    spec = DemoSpec(docs=3000, seed=5, workers=1)
-    pages = [original_page(spec, index) for index in range(3000)]
-    english = [page for page in pages if page.lang == "en"]
-    reasons = gopher_quality_reasons(gopher_quality_signals(pa.array([p.text for p in english])),
-                                     GopherQualityThresholds()).to_pylist()
-    good = [reason for page, reason in zip(english, reasons, strict=True) if page.quality == "good"]
-    short = [reason for page, reason in zip(english, reasons, strict=True) if page.quality == "too_short"]
-    stuffed = [reason for page, reason in zip(english, reasons, strict=True)
-               if page.quality == "keyword_stuffing"]
-    assert sum(reason is None for reason in good) / len(good) > 0.95
-    assert short and all(reason == "gopher_min_words" for reason in short)
-    assert stuffed and all(reason is not None for reason in stuffed)
+def test_demo_pages_behave_as_planted(english_pages):
+    signals = gopher_quality_signals(pa.array([page.text for page in english_pages]))
+    reasons = gopher_quality_reasons(signals, GopherQualityThresholds()).to_pylist()
+    grouped = _reasons_by_quality(english_pages, reasons)
+    assert sum(reason is None for reason in grouped["good"]) / len(grouped["good"]) > 0.95
+    assert grouped["too_short"] and all(reason == "gopher_min_words" for reason in grouped["too_short"])
+    assert grouped["keyword_stuffing"] and all(reason is not None for reason in grouped["keyword_stuffing"])
 
 
 def _repetition(text: str) -> dict:
@@ -125,16 +133,12 @@ def test_repetition_rules_in_order():
     assert reasons.to_pylist() == ["gopher_dup_para_frac", None, "gopher_top_2gram"]
 
 
-def test_demo_repeated_line_pages_fail_repetition_rules():
-    spec = DemoSpec(docs=3000, seed=5, workers=1)
-    pages = [page for page in (original_page(spec, index) for index in range(3000)) if page.lang == "en"]
-    reasons = gopher_repetition_reasons(gopher_repetition_signals(pa.array([p.text for p in pages])),
-                                        GopherRepetitionThresholds()).to_pylist()
-    repeated = [reason for page, reason in zip(pages, reasons, strict=True)
-                if page.quality == "repeated_lines"]
-    good = [reason for page, reason in zip(pages, reasons, strict=True) if page.quality == "good"]
-    assert repeated and all(reason is not None for reason in repeated)
-    assert sum(reason is None for reason in good) / len(good) > 0.95
+def test_demo_repeated_line_pages_fail_repetition_rules(english_pages):
+    signals = gopher_repetition_signals(pa.array([page.text for page in english_pages]))
+    reasons = gopher_repetition_reasons(signals, GopherRepetitionThresholds()).to_pylist()
+    grouped = _reasons_by_quality(english_pages, reasons)
+    assert grouped["repeated_lines"] and all(reason is not None for reason in grouped["repeated_lines"])
+    assert sum(reason is None for reason in grouped["good"]) / len(grouped["good"]) > 0.95
 
 
 def test_fineweb_signals_by_hand():
@@ -162,16 +166,11 @@ def test_fineweb_rules_in_order():
                        "fineweb_char_dup_ratio", "fineweb_list_ratio", None]
 
 
-def test_demo_boilerplate_pages_fail_fineweb_rules():
-    spec = DemoSpec(docs=3000, seed=5, workers=1)
-    pages = [page for page in (original_page(spec, index) for index in range(3000)) if page.lang == "en"]
-    signals = fineweb_signals(pa.array([page.text for page in pages]))
-    reasons = fineweb_reasons(signals, FineWebThresholds()).to_pylist()
-    boilerplate = [reason for page, reason in zip(pages, reasons, strict=True)
-                   if page.quality == "boilerplate"]
-    good = [reason for page, reason in zip(pages, reasons, strict=True) if page.quality == "good"]
-    assert boilerplate and all(reason is not None for reason in boilerplate)
-    assert sum(reason is None for reason in good) / len(good) > 0.95
+def test_demo_boilerplate_pages_fail_fineweb_rules(english_pages):
+    signals = fineweb_signals(pa.array([page.text for page in english_pages]))
+    grouped = _reasons_by_quality(english_pages, fineweb_reasons(signals, FineWebThresholds()).to_pylist())
+    assert grouped["boilerplate"] and all(reason is not None for reason in grouped["boilerplate"])
+    assert sum(reason is None for reason in grouped["good"]) / len(grouped["good"]) > 0.95
 
 
 def test_c4_line_removal_by_hand():
