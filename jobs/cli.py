@@ -2,6 +2,7 @@
 
     curate run --config conf/local.yaml [--set key.path=value ...] [--run-id ID]
     curate ingest --config conf/local.yaml
+    curate train-quality --config conf/local.yaml      (and train-topic)
     curate demo-data --out data/demo --docs 20000 --seed 7
     curate history --config conf/local.yaml --table bronze
 """
@@ -9,12 +10,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from jobs.config import STAGES, Config, ConfigError, load_config
+from jobs.config import OPTIONAL_STAGES, STAGES, Config, ConfigError, load_config
 from jobs.preflight import PreflightError, check_java
 from jobs.stats import Funnel, new_run_id
 from udfs import storage
@@ -23,21 +26,28 @@ EXIT_CONFIG = 2
 EXIT_ENVIRONMENT = 3
 
 
-def _stage_module(stage: str) -> Any:
-    """Each stage module has ``check(config)`` (fast, no Spark) and ``run(spark, config, run_id)``."""
-    if stage == "ingest":
-        from jobs import ingest
+@dataclass(frozen=True)
+class Stage:
+    """``check(config, earlier)`` is fast and Spark-free; ``run(spark, config, run_id)`` does the work."""
 
-        return ingest
-    if stage == "dedup":
-        from jobs import dedup
+    name: str
+    check: Callable[..., None]
+    run: Callable[..., Any]
 
-        return dedup
-    if stage == "quality":
-        from jobs import quality
 
-        return quality
-    raise ConfigError(f"unknown stage {stage!r}; known: {', '.join(STAGES)}", key="run.stages")
+def stage_for(name: str) -> Stage:
+    if name in ("train_quality", "train_topic"):
+        from jobs import train
+
+        if name == "train_quality":
+            return Stage(name, lambda config, earlier=(): train.check_quality(config), train.run_quality)
+        return Stage(name, lambda config, earlier=(): train.check_topic(config), train.run_topic)
+    modules = {"ingest": "jobs.ingest", "dedup": "jobs.dedup", "quality": "jobs.quality"}
+    if name not in modules:
+        raise ConfigError(f"unknown stage {name!r}; known: {', '.join((*STAGES, *OPTIONAL_STAGES))}",
+                          key="run.stages")
+    module = importlib.import_module(modules[name])
+    return Stage(name, module.check, module.run)
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,17 +64,17 @@ def run_stages(config: Config, stages: Sequence[str], run_id: str | None = None,
     from jobs.spark import get_spark
 
     run_id = run_id or new_run_id()
-    modules = [_stage_module(stage) for stage in stages]
-    for module in modules:  # config and input problems surface before Spark starts
-        module.check(config)
+    planned = [stage_for(stage) for stage in stages]
+    for position, stage in enumerate(planned):  # config, input and model problems surface before Spark starts
+        stage.check(config, [earlier.name for earlier in planned[:position]])
     spark = spark or get_spark(config.spark)
     funnel = Funnel(run_id=run_id, config_hash=config.config_hash())
     run_dir = storage.join(config.output.root, "runs", run_id)
     storage.write_bytes(storage.join(run_dir, "config.json"),
                         config.model_dump_json(indent=2).encode(), config.output.storage_options)
-    for module in modules:
+    for stage in planned:
         started = time.monotonic()
-        result = module.run(spark, config, run_id)
+        result = stage.run(spark, config, run_id)
         result.seconds = round(time.monotonic() - started, 2)
         funnel.stages.append(result)
     funnel.save(run_dir, config.output.storage_options)
@@ -113,7 +123,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from udfs.demo_corpus import DemoSpec, write_demo_corpus
 
-    spec = DemoSpec(docs=args.docs, seed=args.seed, shard_docs=args.shard_docs)
+    spec = DemoSpec(docs=args.docs, seed=args.seed, shard_docs=args.shard_docs,
+                    reference_docs=args.reference_docs)
     summary = write_demo_corpus(args.out, spec)
     print(f"wrote {summary['records']:,} records ({summary['documents']:,} documents, "
           f"{summary['malformed']:,} malformed lines) in {summary['shards']} shards to {args.out}")
@@ -134,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         stage_parser = commands.add_parser(stage, help=f"run only the {stage} stage")
         _add_config_arguments(stage_parser)
         stage_parser.set_defaults(handler=_cmd_stage(stage))
+    for stage, aliases, what in (("train_quality", [], "the fastText quality classifier (train.quality)"),
+                                 ("train_topic", ["train-domain"], "the fastText topic/domain classifier "
+                                                                   "(train.topic)")):
+        stage_parser = commands.add_parser(stage.replace("_", "-"), aliases=aliases,
+                                           help=f"train {what}; writes the model and its JSON card")
+        _add_config_arguments(stage_parser)
+        stage_parser.set_defaults(handler=_cmd_stage(stage))
 
     history = commands.add_parser("history",
                                   help="print a table's Delta versions and the runs that wrote them")
@@ -146,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--docs", type=int, default=20_000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--shard-docs", type=int, default=5_000)
+    demo.add_argument("--reference-docs", type=int, default=4_000,
+                      help="size of the labelled reference set written to <out>/reference (0: none)")
     demo.set_defaults(handler=_cmd_demo_data)
     return parser
 
@@ -164,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def stage_main(stage: str, argv: Sequence[str] | None = None) -> int:
     """Entry point of ``spark-submit jobs/<stage>.py --config FILE``."""
-    return main([stage, *(sys.argv[1:] if argv is None else argv)])
+    return main([stage.replace("_", "-"), *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -15,9 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from udfs import storage
 from udfs.heuristics import FineWebThresholds, GopherQualityThresholds
 
 STAGES = ("ingest", "dedup", "quality")
+OPTIONAL_STAGES = ("train_quality", "train_topic")  # run when listed in run.stages, or via their commands
+Stage = Literal["ingest", "train_quality", "train_topic", "dedup", "quality"]
 
 
 class ConfigError(Exception):
@@ -38,7 +41,7 @@ class RunSettings(_Strict):
     """Which stages ``curate run`` executes, in order."""
 
     name: str = "curate"
-    stages: list[Literal["ingest", "dedup", "quality"]] = Field(default_factory=lambda: list(STAGES))
+    stages: list[Stage] = Field(default_factory=lambda: list(STAGES))
 
 
 class SparkSettings(_Strict):
@@ -224,12 +227,131 @@ class FineWebSettings(_Strict):
     max_newline_word_ratio: float = _FINEWEB.max_newline_word_ratio
 
 
+class TextNormalizationSettings(_Strict):
+    """How text is prepared for a fastText classifier (recorded in the model card at training)."""
+
+    lowercase: bool = True
+    split_punctuation: bool = True
+    max_chars: int = Field(default=20_000, gt=0)
+
+
+class ParetoSettings(_Strict):
+    """GPT-3-style sampling: keep a page when a Pareto(alpha) draw exceeds 1 - score.
+
+    The draw comes from a hash of doc_id and seed, so it is the same on every run and partitioning."""
+
+    enabled: bool = False
+    alpha: float = Field(default=9.0, gt=0)
+    seed: int = 0
+
+
+class QualityClassifierSettings(_Strict):
+    """fastText quality classifier; its score is the probability of ``positive_label``.
+
+    Thresholds apply, in this order, to documents that pass every earlier rule: ``min_score``, then
+    ``keep_top_percent`` (cut-off from percentile_approx, globally or per ``group_by`` value), then Pareto."""
+
+    enabled: bool = False
+    model: str | None = None  # null: <output.root>/models/quality.bin, where train_quality writes
+    model_sha256: str | None = None
+    positive_label: str = "hq"  # used only for a model without a card (the card's label wins)
+    min_score: float | None = Field(default=None, ge=0, le=1)
+    keep_top_percent: float | None = Field(default=None, gt=0, le=100)
+    group_by: Literal["lang", "topic", "source", "domain"] | None = None
+    percentile_accuracy: int = Field(default=10_000, gt=0)
+    pareto: ParetoSettings = Field(default_factory=ParetoSettings)
+    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
+
+
+class TopicClassifierSettings(_Strict):
+    """fastText topic (domain) classifier; its label feeds the mix stage. Never drops a document."""
+
+    enabled: bool = False
+    model: str | None = None  # null: <output.root>/models/topic.bin, where train_topic writes
+    model_sha256: str | None = None
+    min_score: float = Field(default=0.0, ge=0, le=1)  # below it the topic is 'unknown'
+    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
+
+
 class QualitySettings(_Strict):
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     gopher_quality: GopherQualitySettings = Field(default_factory=GopherQualitySettings)
     gopher_repetition: GopherRepetitionSettings = Field(default_factory=GopherRepetitionSettings)
     c4: C4RuleSettings = Field(default_factory=C4RuleSettings)
     fineweb: FineWebSettings = Field(default_factory=FineWebSettings)
+    classifier: QualityClassifierSettings = Field(default_factory=QualityClassifierSettings)
+    topic_classifier: TopicClassifierSettings = Field(default_factory=TopicClassifierSettings)
+
+    @model_validator(mode="after")
+    def _group_by_needs_its_column(self) -> QualitySettings:
+        if self.classifier.group_by == "topic" and not self.topic_classifier.enabled:
+            raise ValueError("classifier.group_by 'topic' needs topic_classifier.enabled")
+        if self.classifier.group_by == "lang" and not self.language.enabled:
+            raise ValueError("classifier.group_by 'lang' needs language.enabled")
+        return self
+
+
+class TrainingSource(_Strict):
+    """Documents for training: a Delta table (name under output.root, path or URI) or JSONL/Parquet files."""
+
+    table: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    format: Literal["jsonl", "parquet"] = "jsonl"
+    text_field: str = "text"
+    label_field: str | None = None
+    where: str | None = None  # a Spark SQL filter on the source's columns, e.g. "quality = 'good'"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TrainingSource:
+        if (self.table is None) == (not self.paths):
+            raise ValueError("give either 'table' or 'paths'")
+        return self
+
+
+class FastTextSettings(_Strict):
+    epoch: int = Field(default=10, gt=0)
+    lr: float = Field(default=0.1, gt=0)
+    word_ngrams: int = Field(default=2, ge=1)  # bigrams, as in the DCLM recipe
+    dim: int = Field(default=32, gt=0)  # model size ~ (bucket + vocabulary) * dim * 4 bytes
+    min_count: int = Field(default=2, ge=1)
+    # Word n-gram hash buckets. Smaller tables made this fastText build diverge ("Encountered NaN") at
+    # any learning rate in our tests, so 100k is the floor.
+    bucket: int = Field(default=200_000, ge=100_000)
+    loss: Literal["softmax", "ns", "hs", "ova"] = "softmax"
+    thread: int = Field(default=1, gt=0)  # 1 = reproducible; more threads train faster but not repeatably
+    seed: int = 0
+
+
+class QualityTrainingSettings(_Strict):
+    """Positives: reference-quality text; negatives: a deterministic sample of the bronze table."""
+
+    positives: TrainingSource | None = None
+    negatives_table: str = "bronze"
+    positive_label: str = "hq"
+    negative_label: str = "cc"
+    max_per_class: int = Field(default=20_000, gt=0)
+    holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 13
+    model: str | None = None  # null: <output.root>/models/quality.bin
+    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
+    fasttext: FastTextSettings = Field(default_factory=FastTextSettings)
+
+
+class TopicTrainingSettings(_Strict):
+    """Labelled documents (``label_field`` of the source), at most ``max_per_label`` of each label."""
+
+    documents: TrainingSource | None = None
+    max_per_label: int = Field(default=5_000, gt=0)
+    holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 13
+    model: str | None = None  # null: <output.root>/models/topic.bin
+    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
+    fasttext: FastTextSettings = Field(default_factory=FastTextSettings)
+
+
+class TrainSettings(_Strict):
+    quality: QualityTrainingSettings = Field(default_factory=QualityTrainingSettings)
+    topic: TopicTrainingSettings = Field(default_factory=TopicTrainingSettings)
 
 
 class Config(_Strict):
@@ -241,6 +363,7 @@ class Config(_Strict):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
 
     # Not part of the YAML: where the config came from, for error messages.
     _source: str = "<memory>"
@@ -253,6 +376,20 @@ class Config(_Strict):
         """Stable hash of the effective settings, recorded with every run."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def model_uri(self, kind: Literal["quality", "topic"]) -> str:
+        """Where the ``kind`` classifier is read from at scoring time."""
+        settings = self.quality.classifier if kind == "quality" else self.quality.topic_classifier
+        configured = settings.model
+        return configured or default_model_uri(self.output.root, kind)
+
+    def training_output(self, kind: Literal["quality", "topic"]) -> str:
+        configured = self.train.quality.model if kind == "quality" else self.train.topic.model
+        return configured or default_model_uri(self.output.root, kind)
+
+
+def default_model_uri(root: str, kind: str) -> str:
+    return storage.join(root, "models", f"{kind}.bin")
 
 
 def parse_override(assignment: str) -> tuple[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +79,7 @@ def verification_threshold(threshold: float, num_perm: int, margin_sigmas: float
     return max(0.0, threshold - margin_sigmas * (threshold * (1 - threshold) / num_perm) ** 0.5)
 
 
-def check(config: Config) -> None:
+def check(config: Config, earlier: Sequence[str] = ()) -> None:
     if config.dedup.keep == "highest_quality" and not config.dedup.quality_column:
         raise ConfigError("keep=highest_quality needs dedup.quality_column", key="dedup.quality_column",
                           source=config.source)

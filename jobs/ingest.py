@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 if __name__ == "__main__" and not __package__:  # spark-submit jobs/ingest.py from a checkout
@@ -54,7 +54,7 @@ def resolve_inputs(config: Config) -> list[InputFile]:
     return list(found.values())
 
 
-def check(config: Config) -> None:
+def check(config: Config, earlier: Sequence[str] = ()) -> None:
     """Fail fast (before Spark starts) when the inputs are missing or ambiguous."""
     resolve_inputs(config)
 

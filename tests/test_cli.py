@@ -116,3 +116,12 @@ def test_demo_data_command_writes_corpus_and_truth(tmp_path):
         "shard-00000.jsonl.gz", "shard-00001.jsonl.gz", "shard-00002.jsonl.gz"]
     summary = json.loads((tmp_path / "demo" / "truth" / "summary.json").read_text())
     assert summary["documents"] == 300
+
+
+def test_training_commands_and_their_alias_are_registered():
+    from jobs.cli import build_parser
+
+    parser = build_parser()
+    for command in ("train-quality", "train-topic", "train-domain"):
+        args = parser.parse_args([command, "--config", "conf/local.yaml"])
+        assert callable(args.handler)

@@ -64,6 +64,11 @@ def test_config_hash_changes_with_settings(tmp_path):
         ({"input": {"paths": []}, "output": {"root": "o"}}, [], "'input.paths'"),
         (VALID, ["ingest.nope=1"], "'ingest.nope': unknown key"),
         (VALID, ["ingest.mode=upsert"], "'ingest.mode'"),
+        (VALID, ["train.quality.positives.table=t", "train.quality.positives.paths=[a.jsonl]"],
+         "give either 'table' or 'paths'"),
+        (VALID, ["train.quality.fasttext.bucket=1000"], "'train.quality.fasttext.bucket'"),
+        (VALID, ["quality.classifier.group_by=topic"], "needs topic_classifier.enabled"),
+        (VALID, ["quality.classifier.keep_top_percent=0"], "'quality.classifier.keep_top_percent'"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path, data, overrides, fragment):

@@ -11,7 +11,10 @@ What it plants, all recorded under ``<out>/truth``:
   similarity to the original is close to a target (the measured value is recorded);
 * non-English pages (de, fr, es, it, pt, nl);
 * malformed lines of every quarantine kind (bad JSON, invalid UTF-8, missing/empty/non-string text,
-  oversized text).
+  oversized text);
+* a separate labelled reference set (``<out>/reference``): well-formed English pages of every domain
+  with their domain and quality, drawn from their own random stream. It stands in for curated text
+  (positives of the quality classifier, labelled documents of the topic classifier).
 """
 
 from __future__ import annotations
@@ -177,6 +180,7 @@ class DemoSpec:
     malformed_rate: float = 0.005
     near_dup_targets: tuple[float, ...] = (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5)
     oversized_bytes: int = 300_000  # > ingest.max_text_bytes in conf/local.yaml
+    reference_docs: int = 4_000
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
 
 
@@ -423,6 +427,28 @@ def _malformed_line(spec: DemoSpec, index: int) -> tuple[str, bytes] | None:
     return kind, line
 
 
+def reference_page(spec: DemoSpec, index: int) -> Page:
+    """A page of the reference set: good English text (or spam for ``ads``), never in the crawl."""
+    rng = _rng(spec.seed, "reference", index)
+    domain = rng.choices(DOMAINS, weights=DOMAIN_WEIGHTS)[0]
+    host = rng.choice(HOSTS[domain])
+    return Page(f"ref-{index:08d}", domain, "en", "spam" if domain == "ads" else "good",
+                f"https://{host}/{domain}/ref-{index:08d}", "2024-01-01T00:00:00Z", _good_text(rng, domain))
+
+
+def write_reference(out_dir: str, spec: DemoSpec) -> str:
+    """``<out>/reference/reference.jsonl.gz`` with id, url, domain, quality and text per page."""
+    target = os.path.join(out_dir, "reference", "reference.jsonl.gz")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    with gzip.open(target, "wb", compresslevel=5) as handle:
+        for index in range(spec.reference_docs):
+            page = reference_page(spec, index)
+            record = {"id": page.id, "url": page.url, "domain": page.domain, "quality": page.quality,
+                      "text": page.text}
+            handle.write(json.dumps(record, ensure_ascii=False).encode() + b"\n")
+    return target
+
+
 def _shard_name(shard: int) -> str:
     return f"shard-{shard:05d}.jsonl.gz"
 
@@ -471,6 +497,8 @@ def write_demo_corpus(out_dir: str, spec: DemoSpec) -> dict[str, object]:
     else:
         results = [_write_shard(out_dir, spec, shard) for shard in shards]
     malformed = [row for result in results for row in result["malformed"]]  # type: ignore[union-attr]
+    if spec.reference_docs > 0:
+        write_reference(out_dir, spec)
 
     def total(key: str) -> dict[str, int]:
         merged: Counter[str] = Counter()
@@ -489,6 +517,7 @@ def write_demo_corpus(out_dir: str, spec: DemoSpec) -> dict[str, object]:
         "langs": total("langs"),
         "quality": total("quality"),
         "dup_kinds": total("dup_kinds"),
+        "reference_docs": spec.reference_docs,
     }
     truth_dir = os.path.join(out_dir, "truth")
     with open(os.path.join(truth_dir, "malformed.jsonl"), "w", encoding="utf-8") as handle:

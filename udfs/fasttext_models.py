@@ -71,17 +71,21 @@ def resolve_model(uri: str, storage_options: Mapping[str, str] | None = None,
     return local
 
 
+def read_model(local_path: str) -> Any:
+    """The fastText model at ``local_path``, read now (no cache)."""
+    import fasttext
+
+    try:
+        return fasttext.load_model(local_path)
+    except ValueError as exc:
+        raise ModelError(f"cannot load fastText model {local_path}: {exc}") from exc
+
+
 def load_model(local_path: str) -> Any:
     """The fastText model at ``local_path``, loaded once per process."""
     model = _LOADED.get(local_path)
     if model is None:
-        import fasttext
-
-        try:
-            model = fasttext.load_model(local_path)
-        except ValueError as exc:
-            raise ModelError(f"cannot load fastText model {local_path}: {exc}") from exc
-        _LOADED[local_path] = model
+        model = _LOADED[local_path] = read_model(local_path)
     return model
 
 

@@ -193,3 +193,8 @@ def exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
         response = s3_client(storage_options).list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
         return response.get("KeyCount", 0) > 0
     return os.path.exists(uri)
+
+
+def read_bytes(uri: str, storage_options: Mapping[str, str] | None = None) -> bytes:
+    with open_input(uri, storage_options) as handle:
+        return handle.read()

@@ -1,0 +1,309 @@
+"""Train the fastText classifiers that the quality stage scores with.
+
+    train_quality: reference-quality text (positives) against a deterministic sample of bronze
+                   (negatives), balanced, bigrams: the DCLM recipe
+    train_topic:   labelled documents, at most ``max_per_label`` of each label
+
+Each writes ``<model>`` and ``<model>.card.json``: data counts, hyper-parameters, the text normalisation
+(re-applied at scoring), held-out metrics and the model's sha256. Sampling and the held-out split hash
+each document's key, so the same inputs and seed give the same training set on any cluster.
+
+    curate train-quality --config conf/local.yaml
+    spark-submit jobs/train.py --config conf/cluster.yaml [--kind topic]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if __name__ == "__main__" and not __package__:  # spark-submit jobs/train.py from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import pyarrow as pa
+
+from jobs.config import (
+    Config,
+    ConfigError,
+    FastTextSettings,
+    QualityTrainingSettings,
+    TextNormalizationSettings,
+    TopicTrainingSettings,
+    TrainingSource,
+)
+from jobs.hashing import unit_uniform
+from jobs.stats import StageResult
+from jobs.tables import TableStore, open_store
+from udfs import fasttext_models, storage
+from udfs.classifier import (
+    ClassifierNormalization,
+    FastTextParams,
+    ModelCard,
+    binary_metrics,
+    card_uri,
+    fit,
+    multiclass_metrics,
+    normalize_texts,
+    training_lines,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+MIN_EXAMPLES_PER_LABEL = 10
+
+
+def _normalization(settings: TextNormalizationSettings) -> ClassifierNormalization:
+    return ClassifierNormalization(**settings.model_dump())
+
+
+def _params(settings: FastTextSettings) -> FastTextParams:
+    return FastTextParams(**settings.model_dump())
+
+
+def _source_key(source: TrainingSource) -> str:
+    return f"table {source.table}" if source.table else f"files {source.paths}"
+
+
+def read_source(spark: SparkSession, store: TableStore, source: TrainingSource, *, config_key: str,
+                config_source: str, label_field: str | None = None) -> DataFrame:
+    """(key, text[, label]) rows of a training source; the key is doc_id if there is one, else a text hash."""
+    from pyspark.sql import functions as F
+
+    def problem(message: str) -> ConfigError:
+        return ConfigError(message, key=config_key, source=config_source)
+
+    if source.table:
+        if not store.exists(source.table):
+            raise problem(f"training table {source.table!r} does not exist")
+        frame = store.read(source.table)
+    else:
+        files = []
+        for pattern in source.paths:
+            matches = storage.list_files(pattern)
+            if not matches:
+                raise problem(f"no training files match {pattern!r}")
+            files.extend(info.path for info in matches)
+        frame = spark.read.json(files) if source.format == "jsonl" else spark.read.parquet(*files)
+    if source.where:
+        try:
+            frame = frame.where(source.where)
+        except Exception as exc:  # AnalysisException / ParseException: a bad filter is a config problem
+            raise problem(f"cannot apply filter {source.where!r}: {str(exc).splitlines()[0]}") from None
+    wanted = [source.text_field, *([label_field] if label_field else [])]
+    missing = [name for name in wanted if name not in frame.columns]
+    if missing:
+        raise problem(f"training source ({_source_key(source)}) has no column(s) {missing}; "
+                      f"it has {sorted(frame.columns)}")
+    text = F.col(source.text_field)
+    key = F.col("doc_id").cast("string") if "doc_id" in frame.columns else F.sha2(text.cast("string"), 256)
+    columns = [key.alias("key"), F.col(source.text_field).cast("string").alias("text")]
+    if label_field:
+        columns.append(F.col(label_field).cast("string").alias("label"))
+    selected = frame.select(*columns).where(F.col("text").isNotNull() & (F.length(F.trim("text")) > 0))
+    return selected.where(F.col("label").isNotNull()) if label_field else selected
+
+
+def sample_per_label(frame: DataFrame, per_label: int, seed: int, holdout_fraction: float) -> DataFrame:
+    """The ``per_label`` rows of each label with the smallest hash of (seed, key), plus a held-out flag."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    order = Window.partitionBy("label").orderBy("_draw", "key")
+    return (frame.withColumn("_draw", unit_uniform(seed, "key"))
+            .withColumn("_rank", F.row_number().over(order))
+            .where(F.col("_rank") <= per_label)
+            .withColumn("holdout", unit_uniform(seed + 1, "key") < F.lit(holdout_fraction))
+            .drop("_draw", "_rank"))
+
+
+def _collect(frame: DataFrame, seed: int) -> pa.Table:
+    """Rows in a seeded hash order: fastText reads its file in order and does not shuffle, and a file
+    sorted by label trains badly (or diverges)."""
+    return frame.orderBy(unit_uniform(seed + 2, "key"), "key").toArrow()
+
+
+def _save_model(model: Any, card: dict[str, Any], target: str, storage_options: dict[str, str]) -> ModelCard:
+    """Write the model and then its card (a reader that finds the card finds the model it describes)."""
+    with tempfile.TemporaryDirectory(prefix="curate-model-") as workdir:
+        local = os.path.join(workdir, "model.bin")
+        model.save_model(local)
+        created_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        finished = ModelCard(model_sha256=fasttext_models.sha256_of(local),
+                             model_bytes=os.path.getsize(local), created_at=created_at, **card)
+        storage.upload(local, target, storage_options)
+    storage.write_bytes(card_uri(target), finished.to_json().encode(), storage_options)
+    return finished
+
+
+def _too_few(counts: dict[str, int], where: str, source: str) -> None:
+    small = {label: count for label, count in counts.items() if count < MIN_EXAMPLES_PER_LABEL}
+    if small or not counts:
+        raise ConfigError(f"too few training documents ({counts or 'none'}; need at least "
+                          f"{MIN_EXAMPLES_PER_LABEL} per label)", key=where, source=source)
+
+
+def _split(table: pa.Table, normalization: ClassifierNormalization) -> tuple[list[str], list[str], list[str],
+                                                                             list[str]]:
+    holdout = np.asarray(table.column("holdout").to_numpy(zero_copy_only=False), dtype=bool)
+    texts = normalize_texts(table.column("text"), normalization)
+    labels = table.column("label").to_pylist()
+    train_texts = [text for text, held in zip(texts, holdout, strict=True) if not held]
+    train_labels = [label for label, held in zip(labels, holdout, strict=True) if not held]
+    test_texts = [text for text, held in zip(texts, holdout, strict=True) if held]
+    test_labels = [label for label, held in zip(labels, holdout, strict=True) if held]
+    return train_texts, train_labels, test_texts, test_labels
+
+
+def _fit(lines: list[str], params: FastTextParams, config_key: str,
+         config: Config) -> tuple[Any, FastTextParams]:
+    try:
+        return fit(lines, params)
+    except RuntimeError as exc:  # fastText's "Encountered NaN" even at lr/8: the data or settings diverge
+        raise ConfigError(f"fastText training failed ({exc}) even at lr {params.lr / 8:g}; lower lr or epoch",
+                          key=config_key, source=config.source) from None
+
+
+def _label_counts(labels: list[str]) -> dict[str, int]:
+    values, counts = np.unique(np.asarray(labels, dtype=object), return_counts=True)
+    return {str(value): int(count) for value, count in zip(values, counts, strict=True)}
+
+
+def _train_and_save(sample: pa.Table, settings: QualityTrainingSettings | TopicTrainingSettings,
+                    kind: Literal["quality", "topic"], evaluate: Callable[[Any, list[str], list[str]], dict],
+                    config: Config, run_id: str, card: dict[str, Any]) -> ModelCard:
+    """Normalise, train on the non-held-out rows, evaluate on the held-out rows, save model + card."""
+    normalization = _normalization(settings.normalization)
+    configured = _params(settings.fasttext)
+    train_texts, train_labels, test_texts, test_labels = _split(sample, normalization)
+    _too_few(_label_counts(train_labels), f"train.{kind}", config.source)
+    fit_started = time.monotonic()
+    lines = training_lines(train_texts, train_labels)
+    model, params = _fit(lines, configured, f"train.{kind}.fasttext", config)
+    fit_seconds = time.monotonic() - fit_started
+    card["data"].update({"train": _label_counts(train_labels), "holdout": _label_counts(test_labels),
+                         "seed": settings.seed, "holdout_fraction": settings.holdout_fraction})
+    return _save_model(model, {
+        **card, "kind": kind, "normalization": asdict(normalization),
+        "hyperparameters": {**asdict(params), "configured_lr": configured.lr},
+        "metrics": {"holdout": evaluate(model, test_texts, test_labels),
+                    "train_seconds": round(fit_seconds, 2)},
+        "run_id": run_id,
+    }, config.training_output(kind), config.output.storage_options)
+
+
+# ------------------------------------------------------------------------------------------ quality
+
+
+def check_quality(config: Config) -> None:
+    if config.train.quality.positives is None:
+        raise ConfigError("train_quality needs train.quality.positives (a table or files of reference text)",
+                          key="train.quality.positives", source=config.source)
+
+
+def run_quality(spark: SparkSession, config: Config, run_id: str) -> StageResult:
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
+    settings = config.train.quality
+    assert settings.positives is not None
+    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
+    if not store.exists(settings.negatives_table):
+        raise ConfigError(f"negatives table '{settings.negatives_table}' does not exist; run ingest first",
+                          key="train.quality.negatives_table", source=config.source)
+    positives = read_source(spark, store, settings.positives, config_key="train.quality.positives",
+                            config_source=config.source).withColumn("label", F.lit(settings.positive_label))
+    negatives = (store.read(settings.negatives_table).select(F.col("doc_id").alias("key"), "text")
+                 .withColumn("label", F.lit(settings.negative_label)))
+    available = {settings.positive_label: positives.count(), settings.negative_label: negatives.count()}
+    per_class = min(settings.max_per_class, *available.values())
+    _too_few({label: min(count, per_class) for label, count in available.items()}, "train.quality",
+             config.source)
+    sample = _collect(sample_per_label(positives.unionByName(negatives), per_class, settings.seed,
+                                       settings.holdout_fraction), settings.seed)
+
+    def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
+        scores = fasttext_models.label_probability(model, texts, settings.positive_label)
+        return binary_metrics(scores, np.asarray(labels, dtype=object) == settings.positive_label)
+
+    card = _train_and_save(sample, settings, "quality", evaluate, config, run_id, {
+        "labels": [settings.positive_label, settings.negative_label],
+        "positive_label": settings.positive_label,
+        "data": {"available": available, "per_class": per_class},
+        "sources": {"positives": settings.positives.model_dump(),
+                    "negatives": {"table": settings.negatives_table,
+                                  "version": store.version(settings.negatives_table)}},
+    })
+    return _result("train_quality", sample.num_rows, config.training_output("quality"), card, started)
+
+
+# -------------------------------------------------------------------------------------------- topic
+
+
+def check_topic(config: Config) -> None:
+    documents = config.train.topic.documents
+    if documents is None or not documents.label_field:
+        raise ConfigError("train_topic needs train.topic.documents with a label_field",
+                          key="train.topic.documents", source=config.source)
+
+
+def run_topic(spark: SparkSession, config: Config, run_id: str) -> StageResult:
+    started = time.monotonic()
+    settings = config.train.topic
+    assert settings.documents is not None and settings.documents.label_field
+    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
+    documents = read_source(spark, store, settings.documents, config_key="train.topic.documents",
+                            config_source=config.source, label_field=settings.documents.label_field)
+    available = {row["label"]: int(row["count"]) for row in documents.groupBy("label").count().collect()}
+    if len(available) < 2:
+        raise ConfigError(f"a topic classifier needs at least two labels, found {sorted(available)}",
+                          key="train.topic.documents.label_field", source=config.source)
+    _too_few({label: min(count, settings.max_per_label) for label, count in available.items()},
+             "train.topic", config.source)
+    sample = _collect(sample_per_label(documents, settings.max_per_label, settings.seed,
+                                       settings.holdout_fraction), settings.seed)
+
+    def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
+        return multiclass_metrics(fasttext_models.predict_top(model, texts)[0], labels)
+
+    card = _train_and_save(sample, settings, "topic", evaluate, config, run_id, {
+        "labels": sorted(available), "positive_label": None,
+        "data": {"available": dict(sorted(available.items())), "max_per_label": settings.max_per_label},
+        "sources": {"documents": settings.documents.model_dump()},
+    })
+    return _result("train_topic", sample.num_rows, config.training_output("topic"), card, started)
+
+
+def _result(stage: str, examples: int, target: str, card: ModelCard, started: float) -> StageResult:
+    return StageResult(stage=stage, docs_in=examples, docs_out=examples, chars_in=0, chars_out=0,
+                       seconds=round(time.monotonic() - started, 2),
+                       details={"model": target, "card": card_uri(target), "model_sha256": card.model_sha256,
+                                "data": card.data, "metrics": card.metrics})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``spark-submit jobs/train.py --config FILE [--kind quality|topic]``."""
+    from jobs.cli import stage_main
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    kind = "quality"
+    if "--kind" in args:
+        position = args.index("--kind")
+        kind = args[position + 1] if position + 1 < len(args) else ""
+        del args[position : position + 2]
+    if kind not in ("quality", "topic"):
+        print("jobs/train.py: --kind must be quality or topic", file=sys.stderr)
+        return 2
+    return stage_main(f"train_{kind}", args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
