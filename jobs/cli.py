@@ -42,7 +42,7 @@ def stage_for(name: str) -> Stage:
         if name == "train_quality":
             return Stage(name, lambda config, earlier=(): train.check_quality(config), train.run_quality)
         return Stage(name, lambda config, earlier=(): train.check_topic(config), train.run_topic)
-    modules = {"ingest": "jobs.ingest", "dedup": "jobs.dedup", "quality": "jobs.quality"}
+    modules = {"ingest": "jobs.ingest", "dedup": "jobs.dedup", "quality": "jobs.quality", "mix": "jobs.mix"}
     if name not in modules:
         raise ConfigError(f"unknown stage {name!r}; known: {', '.join((*STAGES, *OPTIONAL_STAGES))}",
                           key="run.stages")

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from udfs import storage
 from udfs.heuristics import FineWebThresholds, GopherQualityThresholds
 
-STAGES = ("ingest", "dedup", "quality")
+STAGES = ("ingest", "dedup", "quality", "mix")
 OPTIONAL_STAGES = ("train_quality", "train_topic")  # run when listed in run.stages, or via their commands
-Stage = Literal["ingest", "train_quality", "train_topic", "dedup", "quality"]
+Stage = Literal["ingest", "train_quality", "train_topic", "dedup", "quality", "mix"]
 
 
 class ConfigError(Exception):
@@ -94,6 +94,8 @@ class TableSettings(_Strict):
     dedup_signature_index: str = "dedup_signature_index"
     quality_scores: str = "quality_scores"
     filtered: str = "filtered"
+    mixture: str = "mixture"
+    mix_manifest: str = "mix_manifest"
 
 
 class IngestSettings(_Strict):
@@ -354,6 +356,83 @@ class TrainSettings(_Strict):
     topic: TopicTrainingSettings = Field(default_factory=TopicTrainingSettings)
 
 
+class DomainRule(_Strict):
+    """A document belongs to ``name`` when its source is in ``sources`` or its URL host matches one of
+    ``hosts`` (shell-style globs, e.g. ``*.wikipedia.org``); the first matching rule wins."""
+
+    name: str = Field(min_length=1)
+    sources: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)
+
+
+class DomainSettings(_Strict):
+    """``column`` (e.g. ``topic``, the topic classifier's label) names the domain directly; else ``rules``."""
+
+    column: str | None = None
+    rules: list[DomainRule] = Field(default_factory=list)
+    default: str = "other"
+
+
+class TokenSettings(_Strict):
+    tokenizer: str | None = None  # a Hugging Face tokenizers JSON (local or s3://): exact counts
+    chars_per_token: float = Field(default=4.0, gt=0)  # the estimate without a tokenizer: ceil(chars / this)
+
+
+class WeightSettings(_Strict):
+    """explicit: ``values``; temperature: p ~ tokens^(1/temperature); unimax: uniform budget with the
+    epoch cap, smallest domains first; file: a DoReMi/RegMix JSON of domain -> weight."""
+
+    mode: Literal["explicit", "temperature", "unimax", "file"] = "temperature"
+    values: dict[str, float] = Field(default_factory=dict)
+    temperature: float = Field(default=1.0, gt=0)
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _mode_has_its_input(self) -> WeightSettings:
+        if self.mode == "explicit" and not self.values:
+            raise ValueError("mode 'explicit' needs values: {domain: weight}")
+        if self.mode == "file" and not self.file:
+            raise ValueError("mode 'file' needs file")
+        return self
+
+
+class PhaseSettings(_Strict):
+    name: str = Field(default="main", min_length=1)
+    fraction: float = Field(default=1.0, gt=0, le=1)  # share of mix.total_tokens
+    weights: WeightSettings = Field(default_factory=WeightSettings)
+
+
+class ExportSettings(_Strict):
+    """Training-ready shards: a seeded global shuffle, ``shard_docs`` rows per shard (about)."""
+
+    enabled: bool = False
+    path: str | None = None  # null: <output.root>/export/<run_id>
+    format: Literal["parquet", "jsonl"] = "parquet"
+    shard_docs: int = Field(default=10_000, gt=0)
+    metadata_conditioning: bool = False  # prepend the URL line to each text
+
+
+class MixSettings(_Strict):
+    input_table: str = "filtered"
+    seed: int = 1234
+    domains: DomainSettings = Field(default_factory=DomainSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    total_tokens: float | None = Field(default=None, gt=0)  # null: the tokens available in the input
+    max_epochs: float = Field(default=4.0, gt=0)  # per domain and phase
+    phases: list[PhaseSettings] = Field(default_factory=lambda: [PhaseSettings()], min_length=1)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+
+    @model_validator(mode="after")
+    def _phases_add_up(self) -> MixSettings:
+        names = [phase.name for phase in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phase names must be unique: {names}")
+        total = sum(phase.fraction for phase in self.phases)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"phase fractions must add up to 1 (they add up to {total:g})")
+        return self
+
+
 class Config(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -364,6 +443,7 @@ class Config(_Strict):
     dedup: DedupSettings = Field(default_factory=DedupSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    mix: MixSettings = Field(default_factory=MixSettings)
 
     # Not part of the YAML: where the config came from, for error messages.
     _source: str = "<memory>"

@@ -29,7 +29,7 @@ def test_defaults_and_single_path_string(tmp_path):
     config = load_config(_write(tmp_path, {"input": {"paths": "one/*.jsonl"}, "output": {"root": "o"}}))
     assert config.input.paths == ["one/*.jsonl"]
     assert config.tables.backend == "auto" and config.ingest.max_text_bytes == 1_000_000
-    assert config.run.stages == ["ingest", "dedup", "quality"]
+    assert config.run.stages == ["ingest", "dedup", "quality", "mix"]
 
 
 def test_overrides_keep_yaml_types(tmp_path):

@@ -1,0 +1,164 @@
+"""Mixture math: token counts, target weights (explicit, temperature, UniMax, imported), and the per-domain
+sampling plan (whole copies plus an exact token remainder), all in tokens rather than documents.
+
+Sampling itself happens in Spark (``jobs/mix.py``); this module decides how many tokens of each domain a
+phase takes and how that splits into ``full_copies`` of every document plus ``remainder_tokens`` taken by
+hash rank, which is what makes realised proportions match targets to within one document per domain.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from udfs import storage
+
+ESTIMATE_CHARS_PER_TOKEN = 4.0  # English web text with GPT-2/Llama-style BPE: ~4 characters per token
+
+
+def estimate_tokens(n_chars: np.ndarray, chars_per_token: float = ESTIMATE_CHARS_PER_TOKEN) -> np.ndarray:
+    """The documented estimate used when no tokenizer is configured: ceil(chars / chars_per_token)."""
+    return np.ceil(np.asarray(n_chars, dtype=np.float64) / chars_per_token).astype(np.int64)
+
+
+# ------------------------------------------------------------------------------------------ weights
+
+
+def normalized(weights: Mapping[str, float]) -> dict[str, float]:
+    bad = {name: value for name, value in weights.items() if not math.isfinite(value) or value < 0}
+    if bad:
+        raise ValueError(f"weights must be finite and >= 0: {bad}")
+    total = float(sum(weights.values()))
+    if total <= 0:
+        raise ValueError("weights sum to zero")
+    return {name: float(value) / total for name, value in weights.items()}
+
+
+def temperature_weights(tokens: Mapping[str, float], temperature: float) -> dict[str, float]:
+    """p_i proportional to n_i^(1/T): T=1 keeps natural proportions, larger T flattens towards uniform."""
+    if temperature <= 0:
+        raise ValueError("temperature must be > 0")
+    return normalized({name: float(count) ** (1.0 / temperature) if count > 0 else 0.0
+                       for name, count in tokens.items()})
+
+
+def unimax_weights(tokens: Mapping[str, float], budget: float, max_epochs: float) -> dict[str, float]:
+    """UniMax (Chung et al., 2023): spread the budget uniformly, smallest domains first, none above
+    ``max_epochs`` passes over its data; what a capped domain cannot take goes to the larger ones."""
+    if budget <= 0 or max_epochs <= 0:
+        raise ValueError("budget and max_epochs must be > 0")
+    remaining = float(budget)
+    allocation: dict[str, float] = {}
+    ordered = sorted(tokens.items(), key=lambda item: (item[1], item[0]))
+    for position, (name, count) in enumerate(ordered):
+        share = remaining / (len(ordered) - position)
+        allocation[name] = min(share, float(count) * max_epochs)
+        remaining -= allocation[name]
+    return normalized(allocation) if sum(allocation.values()) > 0 else allocation
+
+
+def read_weights_file(uri: str, storage_options: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Domain weights from a DoReMi/RegMix-style JSON file: ``{"domain": weight}``, or the same map under
+    ``domain_weights``/``weights``, or a list of ``{"domain": ..., "weight": ...}``."""
+    data: Any = json.loads(storage.read_bytes(uri, storage_options).decode("utf-8"))
+    if isinstance(data, dict):
+        for key in ("domain_weights", "weights"):
+            if isinstance(data.get(key), dict | list):
+                data = data[key]
+                break
+    if isinstance(data, list):
+        data = {str(row["domain"]): row["weight"] for row in data}
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{uri}: expected a JSON map of domain -> weight")
+    return {str(name): float(value) for name, value in data.items()}
+
+
+# ----------------------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class DomainPlan:
+    """How one phase samples one domain. ``target_tokens`` is what the weights ask for; when that exceeds
+    ``max_epochs`` passes over the domain the target is infeasible: the plan takes the cap instead and says
+    so (it is never silently renormalised onto the other domains)."""
+
+    phase: str
+    domain: str
+    available_docs: int
+    available_tokens: int
+    target_weight: float
+    target_tokens: float
+    planned_tokens: float
+    factor: float  # planned / available tokens
+    full_copies: int
+    remainder_tokens: float
+    feasible: bool
+    cap_bound: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan_phase(phase: str, available: Mapping[str, tuple[int, int]], weights: Mapping[str, float],
+               budget: float, max_epochs: float) -> list[DomainPlan]:
+    """One :class:`DomainPlan` per domain (available: domain -> (docs, tokens)); weights are normalised
+    over the domains named in them. Domains without a weight get none of the budget."""
+    shares = normalized(weights)
+    plans = []
+    for domain in sorted(set(available) | set(shares)):
+        docs, tokens = available.get(domain, (0, 0))
+        weight = shares.get(domain, 0.0)
+        target = weight * budget
+        cap = tokens * max_epochs
+        planned = min(target, cap)
+        feasible = target <= cap * (1 + 1e-12)
+        factor = planned / tokens if tokens else 0.0
+        full = math.floor(factor + 1e-12)
+        plans.append(DomainPlan(phase, domain, docs, tokens, weight, target, planned, factor, full,
+                                max(0.0, planned - full * tokens), feasible, not feasible and target > 0))
+    return plans
+
+
+# --------------------------------------------------------------------------------------- tokenizer
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def load_tokenizer(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
+    """A Hugging Face ``tokenizers`` JSON file (local path or s3://), loaded once per process."""
+    tokenizer = _TOKENIZERS.get(uri)
+    if tokenizer is None:
+        from tokenizers import Tokenizer
+
+        tokenizer = _TOKENIZERS[uri] = Tokenizer.from_str(storage.read_bytes(uri, storage_options).decode())
+    return tokenizer
+
+
+def count_tokens(texts: pa.Array | list[str | None], tokenizer: Any) -> np.ndarray:
+    """Exact token counts of the training tokenizer (no special tokens), batched in Rust."""
+    values = texts.fill_null("").to_pylist() if isinstance(texts, pa.Array) else [t or "" for t in texts]
+    encodings = tokenizer.encode_batch(values, add_special_tokens=False)
+    return np.fromiter((len(encoding.ids) for encoding in encodings), dtype=np.int64, count=len(values))
+
+
+def token_count_udf(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
+    """pandas UDF: text -> token count with the tokenizer at ``uri`` (loaded once per worker)."""
+    from pyspark.sql.functions import pandas_udf
+
+    options = dict(storage_options or {})
+
+    @pandas_udf("long")  # type: ignore[call-overload]
+    def n_tokens(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        tokenizer = load_tokenizer(uri, options)
+        for texts in batches:
+            yield pd.Series(count_tokens(pa.array(texts, type=pa.string(), from_pandas=True), tokenizer))
+
+    return n_tokens
