@@ -410,6 +410,16 @@ class ExportSettings(_Strict):
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_docs: int = Field(default=10_000, gt=0)
     metadata_conditioning: bool = False  # prepend the URL line to each text
+    # Dataset decomposition: cut each document into chunks of 2^k tokens, one folder per length.
+    decompose: bool = False
+    min_chunk_log2: int = Field(default=6, ge=0, le=20)
+    max_chunk_log2: int = Field(default=13, ge=0, le=24)
+
+    @model_validator(mode="after")
+    def _chunk_range(self) -> ExportSettings:
+        if self.min_chunk_log2 > self.max_chunk_log2:
+            raise ValueError("min_chunk_log2 must not exceed max_chunk_log2")
+        return self
 
 
 class MixSettings(_Strict):

@@ -25,6 +25,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit jobs/mix.py from 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.config import Config, ConfigError, PhaseSettings
 from jobs.hashing import unit_uniform
@@ -33,6 +34,8 @@ from jobs.tables import TableStore, open_store
 from udfs import storage
 from udfs.mix import (
     DomainPlan,
+    decompose,
+    load_tokenizer,
     plan_phase,
     read_weights_file,
     temperature_weights,
@@ -144,7 +147,8 @@ def _copies_to_rows(sampled: DataFrame, phase: str, seed: int, phase_index: int)
 
 def export_shards(mixture: DataFrame, config: Config, run_id: str) -> dict[str, Any]:
     """Seeded global shuffle into ``shard-NNNNN`` files: shard = floor(sample_order * shards), rows in
-    sample_order within a shard, so every run with the same mixture writes the same shards."""
+    sample_order within a shard, so every run with the same mixture writes the same shards. With
+    ``decompose``, each shard is cut into power-of-two chunks written under ``len-<2^k>/``."""
     from pyspark.sql import functions as F
 
     settings = config.mix.export
@@ -159,40 +163,65 @@ def export_shards(mixture: DataFrame, config: Config, run_id: str) -> dict[str, 
                              text.alias("text"))
               .repartition(shards, "shard").sortWithinPartitions("shard", "sample_order"))
     options = dict(config.output.storage_options)
-    file_format = settings.format
+    tokenizer_uri = config.mix.tokens.tokenizer
+    chars_per_token = config.mix.tokens.chars_per_token
+
+    def files_of(part: pa.Table, shard: int) -> list[tuple[str, pa.Table]]:
+        suffix = "parquet" if settings.format == "parquet" else "jsonl"
+        if not settings.decompose:
+            return [(f"shard-{shard:05d}.{suffix}", part)]
+        tokenizer = load_tokenizer(tokenizer_uri, options) if tokenizer_uri else None
+        chunks = decompose(part, settings.min_chunk_log2, settings.max_chunk_log2, tokenizer, chars_per_token)
+        return [(f"len-{size:05d}/shard-{shard:05d}.{suffix}",
+                 chunks.filter(pc.equal(chunks.column("bucket"), size)))
+                for size in sorted(set(chunks.column("bucket").to_pylist()))]
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        import os
-        import tempfile
-
-        import pyarrow.parquet as pq
-
         received = [batch for batch in batches if batch.num_rows]
         if not received:  # hash partitioning can leave partitions without shards
             return
         table = pa.Table.from_batches(received)
         written = []
         for shard in sorted(set(table.column("shard").to_pylist())):
-            chosen = pa.compute.equal(table.column("shard"), shard)
-            part = table.filter(chosen).drop(["shard", "sample_order"])
-            name = f"shard-{shard:05d}." + ("parquet" if file_format == "parquet" else "jsonl")
-            with tempfile.TemporaryDirectory() as workdir:
-                local = os.path.join(workdir, name)
-                if file_format == "parquet":
-                    pq.write_table(part, local)
-                else:
-                    with open(local, "w", encoding="utf-8") as handle:
-                        for row in part.to_pylist():
-                            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                storage.upload(local, storage.join(target, name), options)
-            written.append((name, part.num_rows, int(pa.compute.sum(part.column("n_tokens")).as_py() or 0)))
+            part = table.filter(pc.equal(table.column("shard"), shard)).drop(["shard", "sample_order"])
+            for name, content in files_of(part, shard):
+                _write_file(content, storage.join(target, name), settings.format, options)
+                tokens = pc.sum(content.column("n_tokens")).as_py() or 0
+                written.append((name, content.num_rows, int(tokens)))
         names, row_counts, token_counts = zip(*written, strict=True)
         yield pa.RecordBatch.from_pydict({"file": list(names), "rows": list(row_counts),
                                           "tokens": list(token_counts)})
 
-    files = shaped.mapInArrow(write, "file string, rows long, tokens long").collect()
-    return {"path": target, "format": file_format, "shards": len(files), "rows": rows,
-            "files": sorted((row["file"], row["rows"], row["tokens"]) for row in files)}
+    files = sorted((row["file"], row["rows"], row["tokens"])
+                   for row in shaped.mapInArrow(write, "file string, rows long, tokens long").collect())
+    summary: dict[str, Any] = {"path": target, "format": settings.format, "shards": shards, "rows": rows,
+                               "files": files}
+    if settings.decompose:
+        buckets: dict[str, dict[str, int]] = {}
+        for name, count, tokens in files:
+            bucket = buckets.setdefault(str(int(name.split("/")[0].removeprefix("len-"))),
+                                        {"chunks": 0, "tokens": 0})
+            bucket["chunks"] += count
+            bucket["tokens"] += tokens
+        summary["buckets"] = dict(sorted(buckets.items(), key=lambda item: int(item[0])))
+    return summary
+
+
+def _write_file(table: pa.Table, uri: str, file_format: str, storage_options: dict[str, str]) -> None:
+    import os
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory() as workdir:
+        local = os.path.join(workdir, "part")
+        if file_format == "parquet":
+            pq.write_table(table, local)
+        else:
+            with open(local, "w", encoding="utf-8") as handle:
+                for row in table.to_pylist():
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        storage.upload(local, uri, storage_options)
 
 
 def _input_versions(store: TableStore, config: Config) -> dict[str, int | None]:

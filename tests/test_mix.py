@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pyarrow.parquet as pq
 import pytest
 
 from jobs import mix
@@ -122,3 +123,30 @@ def test_domain_from_a_column_and_missing_column_is_a_config_error(spark, tmp_pa
     config.mix.domains.column = "topic"
     with pytest.raises(ConfigError, match="no column 'topic'"):
         mix.run(spark, config, run_id="col2")
+
+
+def test_tokenizer_counts_and_dataset_decomposition(spark, tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0, "the": 1, "cat": 2, "sat": 3}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.save(str(tmp_path / "tokenizer.json"))
+    rows = [(f"d{k:03d}", "the cat sat " * k, 12 * k, f"https://x.example/{k}", "crawl", "x.example")
+            for k in range(1, 41)]
+    config = make_config(tmp_path, mix={
+        "domains": {"column": "source"}, "tokens": {"tokenizer": str(tmp_path / "tokenizer.json")},
+        "export": {"enabled": True, "decompose": True, "min_chunk_log2": 2, "max_chunk_log2": 5,
+                   "shard_docs": 15}})
+    store = open_store(spark, config.output.root, config.tables)
+    store.write(spark.createDataFrame(rows, FILTERED_SCHEMA), "filtered", mode="overwrite", run_id="seed")
+    result = mix.run(spark, config, run_id="tok")
+    tokens = {row.doc_id: row.n_tokens for row in store.read("mixture").collect()}
+    assert tokens["d007"] == 21 and len(tokens) == 40  # exact counts; budget = all tokens, one copy each
+    buckets = result.details["export"]["buckets"]
+    assert set(buckets) <= {"4", "8", "16", "32"}
+    # every document loses less than 4 tokens (its tail below 2^2) to the decomposition
+    assert 0 <= sum(tokens.values()) - sum(b["tokens"] for b in buckets.values()) < 4 * len(tokens)
+    files = result.details["export"]["files"]
+    chunk_file = next(name for name, _, _ in files if name.startswith("len-00032/"))
+    chunk_table = pq.read_table(tmp_path / "out" / "export" / "tok" / chunk_file)
+    assert all(len(ids) == 32 for ids in chunk_table.column("input_ids").to_pylist())

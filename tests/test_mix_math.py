@@ -75,3 +75,29 @@ def test_token_estimate_and_tokenizer_counts(tmp_path):
     tokenizer.save(str(path))
     loaded = mix.load_tokenizer(str(path))
     assert mix.count_tokens(["the cat sat", "", None, "the dog"], loaded).tolist() == [3, 0, 0, 2]
+
+
+def test_power_of_two_chunks_follow_the_binary_digits():
+    # 1000 = 512 + 256 + 128 + 64 + 32 + 8; with min 2^4 the 8-token tail is dropped
+    assert mix.power_of_two_chunks(1000, 4, 9) == [(0, 512), (512, 256), (768, 128), (896, 64), (960, 32)]
+    # longer than the largest bucket: whole 2^max chunks first
+    assert mix.power_of_two_chunks(2100, 4, 10) == [(0, 1024), (1024, 1024), (2048, 32), (2080, 16)]
+    assert mix.power_of_two_chunks(10, 4, 10) == []
+
+
+def test_decompose_with_and_without_a_tokenizer():
+    import pyarrow as pa
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    table = pa.table({"doc_id": ["a", "b"], "n_tokens": [5, 3], "text": ["x " * 11, "y y y"]})
+    by_chars = mix.decompose(table, 1, 3, chars_per_token=2.0)  # 22 chars = 11 tokens -> 8 + 2 (+1 dropped)
+    assert by_chars.column("doc_id").to_pylist() == ["a", "a", "b"]
+    assert by_chars.column("bucket").to_pylist() == [8, 2, 2]
+    assert by_chars.column("text").to_pylist()[1] == "x x "
+    vocabulary = {"[UNK]": 0, "x": 1, "y": 2}
+    tokenizer = Tokenizer(models.WordLevel(vocabulary, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    exact = mix.decompose(table, 0, 3, tokenizer=tokenizer)  # 11 = 8 + 2 + 1; 3 = 2 + 1
+    assert exact.column("bucket").to_pylist() == [8, 2, 1, 2, 1]
+    assert exact.column("input_ids").to_pylist()[3] == [2, 2]
+    assert exact.column("chunk_index").to_pylist() == [0, 1, 2, 0, 1]

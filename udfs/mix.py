@@ -162,3 +162,53 @@ def token_count_udf(uri: str, storage_options: Mapping[str, str] | None = None) 
             yield pd.Series(count_tokens(pa.array(texts, type=pa.string(), from_pandas=True), tokenizer))
 
     return n_tokens
+
+
+# ----------------------------------------------------------------------------- dataset decomposition
+
+
+def power_of_two_chunks(length: int, min_log2: int, max_log2: int) -> list[tuple[int, int]]:
+    """(start, size) chunks of a ``length``-token document for dataset decomposition: as many 2^max
+    chunks as fit, then the binary digits of the rest from large to small; a tail under 2^min is dropped."""
+    chunks: list[tuple[int, int]] = []
+    start, largest = 0, 1 << max_log2
+    while length - start >= largest:
+        chunks.append((start, largest))
+        start += largest
+    for power in range(max_log2 - 1, min_log2 - 1, -1):
+        size = 1 << power
+        if length - start >= size:
+            chunks.append((start, size))
+            start += size
+    return chunks
+
+
+def decompose(table: pa.Table, min_log2: int, max_log2: int, tokenizer: Any = None,
+              chars_per_token: float = ESTIMATE_CHARS_PER_TOKEN) -> pa.Table:
+    """One row per chunk (``bucket`` = its size in tokens, ``chunk_index`` in document order).
+
+    With a tokenizer, chunks are exact token ids (``input_ids``); without one, they are text cut every
+    ``bucket * chars_per_token`` characters (the token counts are then the documented estimate)."""
+    texts = table.column("text").fill_null("").to_pylist()
+    keep = [name for name in table.column_names if name not in ("text", "n_tokens")]
+    source_rows, buckets, positions, pieces = [], [], [], []
+    if tokenizer is not None:
+        encoded = [encoding.ids for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    for row, text in enumerate(texts):
+        length = len(encoded[row]) if tokenizer is not None else int(len(text) // chars_per_token)
+        for position, (start, size) in enumerate(power_of_two_chunks(length, min_log2, max_log2)):
+            source_rows.append(row)
+            buckets.append(size)
+            positions.append(position)
+            if tokenizer is not None:
+                pieces.append(encoded[row][start : start + size])
+            else:
+                low = int(start * chars_per_token)
+                pieces.append(text[low : low + int(size * chars_per_token)])
+    chunks = table.select(keep).take(pa.array(source_rows, type=pa.int64()))
+    chunks = chunks.append_column("bucket", pa.array(buckets, type=pa.int32()))
+    chunks = chunks.append_column("chunk_index", pa.array(positions, type=pa.int32()))
+    chunks = chunks.append_column("n_tokens", pa.array(buckets, type=pa.int64()))
+    if tokenizer is not None:
+        return chunks.append_column("input_ids", pa.array(pieces, type=pa.list_(pa.int32())))
+    return chunks.append_column("text", pa.array(pieces, type=pa.string()))
