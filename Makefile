@@ -59,3 +59,6 @@ bench-venv:
 bench: install bench-venv
 	$(BIN)/python benchmarks/dedup_quality.py --docs 20000
 	$(BIN)/python benchmarks/dedup_speed.py --docs 200000 --datatrove-python .venv-bench/bin/python
+	$(BIN)/python benchmarks/quality_eval.py --docs 20000
+	$(BIN)/python benchmarks/quality_speed.py --docs 20000
+	$(BIN)/python benchmarks/mix_accuracy.py --rows 1000000
