@@ -247,32 +247,32 @@ class ParetoSettings(_Strict):
     seed: int = 0
 
 
-class QualityClassifierSettings(_Strict):
+class _ClassifierScoring(_Strict):
+    enabled: bool = False
+    model: str | None = None  # null: <output.root>/models/<quality|topic>.bin, where training writes
+    model_sha256: str | None = None
+    # Only for a model without a card (trained elsewhere); a card's normalisation wins.
+    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
+
+
+class QualityClassifierSettings(_ClassifierScoring):
     """fastText quality classifier; its score is the probability of ``positive_label``.
 
     Thresholds apply, in this order, to documents that pass every earlier rule: ``min_score``, then
     ``keep_top_percent`` (cut-off from percentile_approx, globally or per ``group_by`` value), then Pareto."""
 
-    enabled: bool = False
-    model: str | None = None  # null: <output.root>/models/quality.bin, where train_quality writes
-    model_sha256: str | None = None
     positive_label: str = "hq"  # used only for a model without a card (the card's label wins)
     min_score: float | None = Field(default=None, ge=0, le=1)
     keep_top_percent: float | None = Field(default=None, gt=0, le=100)
     group_by: Literal["lang", "topic", "source", "domain"] | None = None
     percentile_accuracy: int = Field(default=10_000, gt=0)
     pareto: ParetoSettings = Field(default_factory=ParetoSettings)
-    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
 
 
-class TopicClassifierSettings(_Strict):
+class TopicClassifierSettings(_ClassifierScoring):
     """fastText topic (domain) classifier; its label feeds the mix stage. Never drops a document."""
 
-    enabled: bool = False
-    model: str | None = None  # null: <output.root>/models/topic.bin, where train_topic writes
-    model_sha256: str | None = None
     min_score: float = Field(default=0.0, ge=0, le=1)  # below it the topic is 'unknown'
-    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
 
 
 class QualitySettings(_Strict):
@@ -324,7 +324,17 @@ class FastTextSettings(_Strict):
     seed: int = 0
 
 
-class QualityTrainingSettings(_Strict):
+class _ClassifierTraining(_Strict):
+    """What training a quality or a topic classifier have in common."""
+
+    holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
+    seed: int = 13
+    model: str | None = None  # null: <output.root>/models/<quality|topic>.bin
+    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
+    fasttext: FastTextSettings = Field(default_factory=FastTextSettings)
+
+
+class QualityTrainingSettings(_ClassifierTraining):
     """Positives: reference-quality text; negatives: a deterministic sample of the bronze table."""
 
     positives: TrainingSource | None = None
@@ -332,23 +342,13 @@ class QualityTrainingSettings(_Strict):
     positive_label: str = "hq"
     negative_label: str = "cc"
     max_per_class: int = Field(default=20_000, gt=0)
-    holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
-    seed: int = 13
-    model: str | None = None  # null: <output.root>/models/quality.bin
-    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
-    fasttext: FastTextSettings = Field(default_factory=FastTextSettings)
 
 
-class TopicTrainingSettings(_Strict):
+class TopicTrainingSettings(_ClassifierTraining):
     """Labelled documents (``label_field`` of the source), at most ``max_per_label`` of each label."""
 
     documents: TrainingSource | None = None
     max_per_label: int = Field(default=5_000, gt=0)
-    holdout_fraction: float = Field(default=0.1, gt=0, lt=1)
-    seed: int = 13
-    model: str | None = None  # null: <output.root>/models/topic.bin
-    normalization: TextNormalizationSettings = Field(default_factory=TextNormalizationSettings)
-    fasttext: FastTextSettings = Field(default_factory=FastTextSettings)
 
 
 class TrainSettings(_Strict):

@@ -283,8 +283,16 @@ class ScoringModel:
         return fasttext_models.load_model(local)
 
 
+def _scored_batches(scoring: ScoringModel, batches: Iterator[pd.Series]) -> Iterator[tuple[Any, list[str]]]:
+    """(model, normalised texts) per Arrow batch; the model is loaded once per Python worker."""
+    model = scoring.load()
+    for texts in batches:
+        arrow_texts = pa.array(texts, type=pa.string(), from_pandas=True)
+        yield model, normalize_texts(arrow_texts, scoring.normalization)
+
+
 def score_udf(scoring: ScoringModel) -> Any:
-    """pandas UDF: text -> probability of ``scoring.positive_label`` (model loaded once per worker)."""
+    """pandas UDF: text -> probability of ``scoring.positive_label``."""
     from pyspark.sql.functions import pandas_udf
 
     label = scoring.positive_label
@@ -293,30 +301,23 @@ def score_udf(scoring: ScoringModel) -> Any:
 
     @pandas_udf("double")  # type: ignore[call-overload]
     def classifier_score(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        model = scoring.load()
-        for texts in batches:
-            normalized = normalize_texts(pa.array(texts, type=pa.string(), from_pandas=True),
-                                         scoring.normalization)
+        for model, normalized in _scored_batches(scoring, batches):
             yield pd.Series(fasttext_models.label_probability(model, normalized, label))
 
     return classifier_score
 
 
 def label_udf(scoring: ScoringModel) -> Any:
-    """pandas UDF: text -> struct<label, score> of the top label (model loaded once per worker)."""
+    """pandas UDF: text -> struct<label, score> of the top label."""
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("label string, score double")  # type: ignore[call-overload]
     def classifier_label(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        model = scoring.load()
-        for texts in batches:
-            normalized = normalize_texts(pa.array(texts, type=pa.string(), from_pandas=True),
-                                         scoring.normalization)
+        for model, normalized in _scored_batches(scoring, batches):
             labels, scores = fasttext_models.predict_top(model, normalized)
             yield pd.DataFrame({"label": labels, "score": scores})
 
     return classifier_label
-
 
 if __name__ == "__main__":  # the training process started by fit()
     import sys
