@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib
 import sys
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobs.config import OPTIONAL_STAGES, STAGES, Config, ConfigError, load_config
+from jobs.ledger import Attempt, Ledger, code_version, stage_inputs, versions
 from jobs.preflight import PreflightError, check_java
 from jobs.stats import Funnel, new_run_id
 from udfs import storage
@@ -58,26 +60,66 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reuse a run id to retry a run: writes it already committed are skipped")
 
 
-def run_stages(config: Config, stages: Sequence[str], run_id: str | None = None,
-               spark: Any = None) -> Funnel:
-    """Run stages in order on one SparkSession; returns the funnel (also saved in the run folder)."""
-    from jobs.spark import get_spark
+def run_id_for(config: Config, run_date: str | None, run_id: str | None) -> str:
+    """A run date names the run (``<run.name>-<date>``), so a scheduler's retry is the same run."""
+    if run_date is not None:
+        try:
+            dt.date.fromisoformat(run_date)
+        except ValueError:
+            raise ConfigError(f"--run-date must be YYYY-MM-DD, got {run_date!r}",
+                              source="--run-date") from None
+        return f"{config.run.name}-{run_date}"
+    return run_id or new_run_id()
 
-    run_id = run_id or new_run_id()
+
+def run_stages(config: Config, stages: Sequence[str], run_id: str | None = None,
+               spark: Any = None, run_date: str | None = None) -> Funnel:
+    """Run stages in order on one SparkSession and record each attempt in the run ledger.
+
+    Stages this run already finished are skipped: a failed run resumes at its first unfinished stage and
+    a finished run does nothing. Returns the funnel (also saved in the run folder)."""
+    from jobs.spark import get_spark
+    from jobs.tables import open_store
+
+    run_id = run_id_for(config, run_date, run_id)
     planned = [stage_for(stage) for stage in stages]
     for position, stage in enumerate(planned):  # config, input and model problems surface before Spark starts
         stage.check(config, [earlier.name for earlier in planned[:position]])
     spark = spark or get_spark(config.spark)
-    funnel = Funnel(run_id=run_id, config_hash=config.config_hash())
+    options = config.output.storage_options
+    store = open_store(spark, config.output.root, config.tables, options)
+    ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
+    finished = ledger.finished_stages(run_id)
+    first = next((index for index, stage in enumerate(planned) if stage.name not in finished), len(planned))
     run_dir = storage.join(config.output.root, "runs", run_id)
-    storage.write_bytes(storage.join(run_dir, "config.json"),
-                        config.model_dump_json(indent=2).encode(), config.output.storage_options)
-    for stage in planned:
+    previous = Funnel.load(run_dir, options)
+    funnel = Funnel(run_id=run_id, config_hash=config.config_hash(),
+                    stages=[result for result in (previous.stages if previous else [])
+                            if result.stage in {stage.name for stage in planned[:first]}])
+    if first == len(planned):
+        print(f"run {run_id}: every stage already finished; nothing to do")
+        return funnel
+    if first:
+        print(f"run {run_id}: resuming at stage {planned[first].name} "
+              f"({', '.join(stage.name for stage in planned[:first])} already finished)")
+    storage.write_bytes(storage.join(run_dir, "config.json"), config.model_dump_json(indent=2).encode(),
+                        options)
+    version = code_version()
+    for stage in planned[first:]:
+        inputs = dict(versions(store, stage_inputs(config, stage.name)))
+        attempt = Attempt(run_id, run_date, stage.name, ledger.next_attempt(run_id, stage.name),
+                          config.config_hash(), version, inputs)
         started = time.monotonic()
-        result = stage.run(spark, config, run_id)
+        try:
+            result = stage.run(spark, config, run_id)
+        except BaseException as exc:
+            ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {exc}"[:2000]))
+            funnel.save(run_dir, options)
+            raise
         result.seconds = round(time.monotonic() - started, 2)
+        ledger.record(attempt.row("succeeded", result))
         funnel.stages.append(result)
-    funnel.save(run_dir, config.output.storage_options)
+        funnel.save(run_dir, options)
     return funnel
 
 
@@ -89,8 +131,13 @@ def _print_funnel(funnel: Funnel, config: Config) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
+    if args.dry_run:
+        from jobs.plan import describe_plan
+
+        print(describe_plan(config, config.run.stages, run_id_for(config, args.run_date, args.run_id)))
+        return 0
     check_java()
-    funnel = run_stages(config, config.run.stages, args.run_id)
+    funnel = run_stages(config, config.run.stages, args.run_id, run_date=args.run_date)
     _print_funnel(funnel, config)
     return 0
 
@@ -139,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the configured stages in order and print the funnel")
     _add_config_arguments(run)
+    run.add_argument("--run-date", default=None, metavar="YYYY-MM-DD",
+                     help="the scheduled date: names the run, so a retry resumes it and a finished "
+                          "date is a no-op")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate config, inputs and models; print the plan and input counts; "
+                          "write nothing")
     run.set_defaults(handler=_cmd_run)
 
     for stage in STAGES:

@@ -96,10 +96,15 @@ class TableSettings(_Strict):
     filtered: str = "filtered"
     mixture: str = "mixture"
     mix_manifest: str = "mix_manifest"
+    run_ledger: str = "run_ledger"
+    ingested_files: str = "ingested_files"
 
 
 class IngestSettings(_Strict):
+    """``incremental``: read only input files the ledger has not seen (path, size, etag) and append."""
+
     mode: Literal["overwrite", "append"] = "overwrite"
+    incremental: bool = False
     max_text_bytes: int = Field(default=1_000_000, gt=0)
     batch_rows: int = Field(default=2048, gt=0)
     raw_preview_chars: int = Field(default=500, ge=0)
@@ -276,6 +281,7 @@ class TopicClassifierSettings(_ClassifierScoring):
 
 
 class QualitySettings(_Strict):
+    incremental: bool = False  # score only deduped documents no earlier run scored, and append
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     gopher_quality: GopherQualitySettings = Field(default_factory=GopherQualitySettings)
     gopher_repetition: GopherRepetitionSettings = Field(default_factory=GopherRepetitionSettings)

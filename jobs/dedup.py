@@ -110,9 +110,11 @@ def _old_priority(doc_id: Column) -> Column:
     return F.struct(F.lit(OLD).alias("tier"), F.lit(0.0).alias("key"), doc_id.alias("doc_id"))
 
 
-def _read_or_empty(store: TableStore, name: str, schema: str) -> DataFrame:
+def _earlier_index(store: TableStore, name: str, schema: str, run_id: str) -> DataFrame:
+    """An index as earlier runs left it (rows a crashed attempt of this run wrote are not 'earlier')."""
     if store.exists(name):
-        return store.read(name)
+        index = store.read(name)
+        return index.where(index.run_id != run_id)
     return store.spark.createDataFrame([], schema)
 
 
@@ -144,10 +146,11 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
 
     bronze = store.read(tables.bronze)
     if incremental:  # documents already decided by an earlier run are neither re-hashed nor re-judged
-        decided = [store.read(name).select("doc_id") for name in (tables.deduped, tables.duplicates)
-                   if store.exists(name)]
-        for frame in decided:
-            bronze = bronze.join(frame, "doc_id", "left_anti")
+        for name in (tables.deduped, tables.duplicates):  # (a retried run judges its own documents again)
+            if store.exists(name):
+                decided = store.read(name)
+                bronze = bronze.join(decided.where(decided.run_id != run_id).select("doc_id"), "doc_id",
+                                     "left_anti")
     docs = bronze.withColumn("_priority", _priority(bronze, config)).persist(StorageLevel.MEMORY_AND_DISK)
 
     def features_of(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -159,8 +162,9 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
                 .persist(StorageLevel.MEMORY_AND_DISK))
 
     # ---- exact duplicates (against the batch and the exact index of earlier runs)
-    old_exact = (_read_or_empty(store, tables.dedup_exact_index,
-                                "exact_hash string, doc_id string, run_id string") if incremental else None)
+    old_exact = (_earlier_index(store, tables.dedup_exact_index,
+                                "exact_hash string, doc_id string, run_id string", run_id)
+                 if incremental else None)
     if settings.exact.enabled:
         candidates = features.where(F.col("exact_hash").isNotNull()).select("exact_hash", "_priority")
         if old_exact is not None:
@@ -196,10 +200,12 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
                                      F.posexplode("band_keys").alias("band", "key"))
         signatures = survivors.select("doc_id", "signature")
         if incremental:
-            old_bands = _read_or_empty(store, tables.dedup_band_index,
-                                       "band int, key long, doc_id string, spec string, run_id string")
-            old_signatures = _read_or_empty(store, tables.dedup_signature_index,
-                                            "doc_id string, signature binary, spec string, run_id string")
+            old_bands = _earlier_index(store, tables.dedup_band_index,
+                                       "band int, key long, doc_id string, spec string, run_id string",
+                                       run_id)
+            old_signatures = _earlier_index(store, tables.dedup_signature_index,
+                                            "doc_id string, signature binary, spec string, run_id string",
+                                            run_id)
             _check_index_spec(old_bands, spec_label, config)
             new_bands = new_bands.unionByName(old_bands.select("doc_id", _old_priority(F.col("doc_id"))
                                                                .alias("_priority"), "band", "key"))

@@ -19,6 +19,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit jobs/ingest.py fr
 import pyarrow as pa
 
 from jobs.config import Config, ConfigError
+from jobs.ledger import Ledger
 from jobs.stats import StageResult
 from jobs.tables import open_store
 from udfs import storage
@@ -50,7 +51,7 @@ def resolve_inputs(config: Config) -> list[InputFile]:
                     "pattern roots, so their doc ids would collide; give them one common root",
                     key="input.paths", source=config.source)
             by_relative[info.relative_path] = info.path
-            found[info.path] = InputFile(info.path, info.relative_path, fmt, info.size)
+            found[info.path] = InputFile(info.path, info.relative_path, fmt, info.size, info.etag)
     return list(found.values())
 
 
@@ -83,6 +84,15 @@ def run(spark, config: Config, run_id: str) -> StageResult:
     started = time.monotonic()
     files = resolve_inputs(config)
     settings = reader_settings(config)
+    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
+    ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
+    mode = "append" if config.ingest.incremental else config.ingest.mode
+    seen_before = 0
+    if config.ingest.incremental:  # a retried run re-reads its own files; their writes are then skipped
+        seen = ledger.seen_files(excluding_run=run_id)
+        seen_before = len(files)
+        files = [f for f in files if (f.path, f.size, f.etag) not in seen]
+        seen_before -= len(files)
 
     def read_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -92,6 +102,10 @@ def run(spark, config: Config, run_id: str) -> StageResult:
     # Largest files first so the long tasks start early; one task per file.
     ordered = sorted(files, key=lambda f: (-f.size, f.path))
     rows = [(f.path, f.relative_path, f.format, f.size) for f in ordered]
+    if not rows:
+        return StageResult(stage="ingest", docs_in=0, docs_out=0, chars_in=0, chars_out=0,
+                           seconds=round(time.monotonic() - started, 2),
+                           details={"files": 0, "files_seen_before": seen_before, "input_bytes": 0})
     file_frame = spark.createDataFrame(
         spark.sparkContext.parallelize(rows, numSlices=max(1, len(rows))),
         "path string, relative_path string, format string, size long",
@@ -108,13 +122,14 @@ def run(spark, config: Config, run_id: str) -> StageResult:
             .agg(F.count(F.lit(1)).alias("docs"), F.sum("n_chars").alias("chars"))
             .collect()
         }
-        store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
         bronze = store.write(records.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS),
-                             config.tables.bronze, mode=config.ingest.mode, run_id=run_id)
+                             config.tables.bronze, mode=mode, run_id=run_id)
         quarantine = store.write(records.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS),
-                                 config.tables.quarantine, mode=config.ingest.mode, run_id=run_id)
+                                 config.tables.quarantine, mode=mode, run_id=run_id)
     finally:
         records.unpersist()
+    if config.ingest.incremental:  # after bronze and quarantine: a crash before this re-reads the files
+        ledger.record_files([(f.path, f.size, f.etag) for f in files], run_id)
 
     kept_docs, kept_chars = counts.pop(None, (0, 0))
     drops = {reason: docs for reason, (docs, _chars) in counts.items()}
@@ -127,7 +142,7 @@ def run(spark, config: Config, run_id: str) -> StageResult:
         drops=drops,
         seconds=round(time.monotonic() - started, 2),
         tables={config.tables.bronze: bronze.version, config.tables.quarantine: quarantine.version},
-        details={"files": len(files), "bronze_skipped": bronze.skipped,
+        details={"files": len(files), "files_seen_before": seen_before, "bronze_skipped": bronze.skipped,
                  "input_bytes": sum(f.size for f in files)},
     )
 

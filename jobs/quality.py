@@ -190,6 +190,12 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
     store = open_store(spark, config.output.root, tables, config.output.storage_options)
     rules = quality_rules(config)
     docs = store.read(tables.deduped)
+    incremental = config.quality.incremental
+    if incremental and store.exists(tables.quality_scores):  # a retried run scores its own documents again
+        scored_before = store.read(tables.quality_scores)
+        docs = docs.join(scored_before.where(scored_before.run_id != run_id).select("doc_id"), "doc_id",
+                         "left_anti")
+    mode = "append" if incremental else "overwrite"
     scored = _with_classifiers(docs, config)
     passed_through = [field for field in scored.schema.fields if field.name not in ("doc_id", "text")]
     schema = from_arrow_schema(output_schema(rules))
@@ -216,11 +222,11 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
                 .withColumn("n_chars", F.length("text")))
         written = {
             tables.quality_scores: store.write(scores.drop("cleaned_text"), tables.quality_scores,
-                                               mode="overwrite", run_id=run_id),
-            tables.filtered: store.write(kept, tables.filtered, mode="overwrite", run_id=run_id),
+                                               mode=mode, run_id=run_id),
+            tables.filtered: store.write(kept, tables.filtered, mode=mode, run_id=run_id),
         }
         chars_in = docs.agg(F.sum("n_chars")).first()[0] or 0
-        chars_out = store.read(tables.filtered).agg(F.sum("n_chars")).first()[0] or 0
+        chars_out = kept.agg(F.sum("n_chars")).first()[0] or 0
         histograms = {name: _histogram(scores, name)
                       for name in ("lang_score", "quality_score", "topic_score") if name in scores.columns}
         counts = {name: {row[name]: int(row["count"]) for row in scores.groupBy(name).count().collect()}

@@ -61,6 +61,15 @@ class Funnel:
                 lines.append(f"{'':<4}WARNING: counts do not reconcile for {stage.stage}")
         return "\n".join(lines)
 
+    @classmethod
+    def load(cls, run_dir: str, storage_options: dict[str, str] | None = None) -> Funnel | None:
+        """The funnel a run saved, if it saved one (a resumed run keeps its finished stages' results)."""
+        target = storage.join(run_dir, "funnel.json")
+        if not storage.exists(target, storage_options):
+            return None
+        data = json.loads(storage.read_bytes(target, storage_options))
+        return cls(data["run_id"], data["config_hash"], [StageResult(**stage) for stage in data["stages"]])
+
     def save(self, run_dir: str, storage_options: dict[str, str] | None = None) -> str:
         target = storage.join(run_dir, "funnel.json")
         storage.write_bytes(target, self.to_json().encode(), storage_options)

@@ -526,9 +526,7 @@ class TableStore:
         self.backend = backend
 
     def path(self, name: str) -> str:
-        if "://" in name or os.path.isabs(name):
-            return name
-        return storage.join(self.root, "tables", name)
+        return table_uri(self.root, name)
 
     def exists(self, name: str) -> bool:
         return self.backend.version(self.path(name)) is not None
@@ -555,3 +553,33 @@ class TableStore:
 def open_store(spark: SparkSession, root: str, settings: TableSettings,
                storage_options: Mapping[str, str] | None = None) -> TableStore:
     return TableStore(spark, root, choose_backend(spark, settings, storage_options))
+
+
+def table_uri(root: str, name: str) -> str:
+    """Where a table named in the config lives: a name under ``<root>/tables``, or a path/URI as given."""
+    if "://" in name or os.path.isabs(name):
+        return name
+    return storage.join(root, "tables", name)
+
+
+def peek_table(root: str, name: str,
+               storage_options: Mapping[str, str] | None = None) -> tuple[int, int | None] | None:
+    """(version, rows) from the Delta log alone, no Spark: rows add up the files' numRecords statistics
+    (None when a writer left them out). None when there is no table."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    uri = table_uri(root, name)
+    uri = uri if storage.is_s3(uri) else os.path.abspath(uri)
+    options = dict(storage_options or {}) or None
+    if not DeltaTable.is_deltatable(uri, storage_options=options):
+        return None
+    table = DeltaTable(uri, storage_options=options)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    rows = None
+    if "num_records" in actions.column_names and actions.num_rows:
+        counts = actions.column("num_records").to_pylist()
+        rows = None if any(count is None for count in counts) else int(sum(counts))
+    elif not actions.num_rows:
+        rows = 0
+    return int(table.version()), rows

@@ -203,10 +203,19 @@ def _train_and_save(sample: pa.Table, settings: QualityTrainingSettings | TopicT
 # ------------------------------------------------------------------------------------------ quality
 
 
+def _check_files(source: TrainingSource, key: str, config: Config) -> None:
+    """Training files must exist before Spark starts (tables are checked when the stage runs)."""
+    for pattern in source.paths:
+        if not storage.list_files(pattern, config.output.storage_options):
+            raise ConfigError(f"no training files match {pattern!r}", key=key, source=config.source)
+
+
 def check_quality(config: Config) -> None:
-    if config.train.quality.positives is None:
+    positives = config.train.quality.positives
+    if positives is None:
         raise ConfigError("train_quality needs train.quality.positives (a table or files of reference text)",
                           key="train.quality.positives", source=config.source)
+    _check_files(positives, "train.quality.positives", config)
 
 
 def run_quality(spark: SparkSession, config: Config, run_id: str) -> StageResult:
@@ -253,6 +262,7 @@ def check_topic(config: Config) -> None:
     if documents is None or not documents.label_field:
         raise ConfigError("train_topic needs train.topic.documents with a label_field",
                           key="train.topic.documents", source=config.source)
+    _check_files(documents, "train.topic.documents", config)
 
 
 def run_topic(spark: SparkSession, config: Config, run_id: str) -> StageResult:

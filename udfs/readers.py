@@ -99,6 +99,7 @@ class InputFile:
     relative_path: str  # doc ids hash this, so moving the corpus root keeps them stable
     format: str
     size: int = 0
+    etag: str = ""  # with path and size, identifies this version of the file for incremental ingest
 
 
 class _Batch:

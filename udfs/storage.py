@@ -26,6 +26,7 @@ class FileInfo:
     path: str
     size: int
     root: str  # the non-glob prefix the file was found under; doc ids are relative to it
+    etag: str = ""  # S3 ETag, or the local modification time in ns: a changed file is a new input
 
     @property
     def relative_path(self) -> str:
@@ -95,7 +96,8 @@ def list_files(pattern: str, storage_options: Mapping[str, str] | None = None) -
         root = _glob_root(pattern) if GLOB_CHARS & set(pattern) else os.path.dirname(pattern)
         matches = glob.glob(pattern, recursive=True)
     files = [
-        FileInfo(os.path.abspath(path), os.path.getsize(path), os.path.abspath(root or "."))
+        FileInfo(os.path.abspath(path), os.path.getsize(path), os.path.abspath(root or "."),
+                 str(os.stat(path).st_mtime_ns))
         for path in matches
         if os.path.isfile(path) and not os.path.basename(path).startswith((".", "_"))
     ]
@@ -120,7 +122,8 @@ def _list_s3(pattern: str, storage_options: Mapping[str, str] | None) -> list[Fi
                 continue
             root_key = prefix if has_glob or key != prefix else os.path.dirname(prefix)
             root = f"{scheme}://{bucket}/{root_key.rstrip('/')}".rstrip("/")
-            found.append(FileInfo(f"{scheme}://{bucket}/{key}", int(obj["Size"]), root))
+            found.append(FileInfo(f"{scheme}://{bucket}/{key}", int(obj["Size"]), root,
+                                  str(obj.get("ETag", "")).strip('"')))
     return sorted(found, key=lambda info: info.path)
 
 
