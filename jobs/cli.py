@@ -21,6 +21,7 @@ from typing import Any
 from jobs.config import OPTIONAL_STAGES, STAGES, Config, ConfigError, load_config
 from jobs.ledger import Attempt, Ledger, code_version, stage_inputs, versions
 from jobs.preflight import PreflightError, check_java
+from jobs.progress import stage_progress
 from jobs.stats import Funnel, new_run_id
 from udfs import storage
 
@@ -111,7 +112,8 @@ def run_stages(config: Config, stages: Sequence[str], run_id: str | None = None,
                           config.config_hash(), version, inputs)
         started = time.monotonic()
         try:
-            result = stage.run(spark, config, run_id)
+            with stage_progress(spark, stage.name):
+                result = stage.run(spark, config, run_id)
         except BaseException as exc:
             ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {exc}"[:2000]))
             funnel.save(run_dir, options)
@@ -167,6 +169,20 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from jobs.audit import explain
+
+    print(explain(load_config(args.config, args.overrides), args.doc_id))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from jobs.report import write_report
+
+    print(f"report: {write_report(load_config(args.config, args.overrides), args.run)}")
+    return 0
+
+
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from udfs.demo_corpus import DemoSpec, write_demo_corpus
 
@@ -211,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(history)
     history.add_argument("--table", required=True)
     history.set_defaults(handler=_cmd_history)
+
+    explain = commands.add_parser("explain", help="print every decision about one document, and why")
+    _add_config_arguments(explain)
+    explain.add_argument("doc_id")
+    explain.set_defaults(handler=_cmd_explain)
+
+    report = commands.add_parser("report", help="write an HTML page with plots of one run")
+    _add_config_arguments(report)
+    report.add_argument("--run", required=True, metavar="RUN_ID")
+    report.set_defaults(handler=_cmd_report)
 
     demo = commands.add_parser("demo-data", help="write the synthetic demo corpus and its ground truth")
     demo.add_argument("--out", required=True)

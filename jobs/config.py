@@ -98,6 +98,7 @@ class TableSettings(_Strict):
     mix_manifest: str = "mix_manifest"
     run_ledger: str = "run_ledger"
     ingested_files: str = "ingested_files"
+    decisions: str = "decisions"
 
 
 class IngestSettings(_Strict):

@@ -25,6 +25,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit jobs/dedup.py fro
 import pandas as pd
 import pyarrow as pa
 
+from jobs import audit
 from jobs.components import connected_components
 from jobs.config import Config, ConfigError, NormalizationSettings
 from jobs.stats import StageResult
@@ -268,6 +269,11 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
         tables.deduped: store.write(kept.select(*bronze.columns), tables.deduped, mode=mode, run_id=run_id),
         tables.duplicates: store.write(duplicates.select(*DUPLICATE_COLUMNS), tables.duplicates, mode=mode,
                                        run_id=run_id),
+        tables.decisions: audit.record(store, config, audit.decisions(
+            store.read(tables.duplicates).where(F.col("run_id") == run_id), "dedup", "dropped",
+            F.concat(F.col("method"), F.lit("_duplicate")),
+            F.format_string("keeper=%s est_jaccard=%.3f cluster=%s", "keeper_doc_id", "est_jaccard",
+                            "cluster_id"), run_id), run_id, "dedup"),
         tables.dedup_exact_index: store.write(
             kept_features.select("exact_hash", "doc_id", F.lit(run_id).alias("run_id")),
             tables.dedup_exact_index, mode=mode, run_id=run_id),

@@ -18,6 +18,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit jobs/ingest.py fr
 
 import pyarrow as pa
 
+from jobs import audit
 from jobs.config import Config, ConfigError
 from jobs.ledger import Ledger
 from jobs.stats import StageResult
@@ -126,6 +127,10 @@ def run(spark, config: Config, run_id: str) -> StageResult:
                              config.tables.bronze, mode=mode, run_id=run_id)
         quarantine = store.write(records.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS),
                                  config.tables.quarantine, mode=mode, run_id=run_id)
+        decisions = audit.record(store, config, audit.decisions(
+            store.read(config.tables.quarantine).where(F.col("run_id") == run_id), "ingest", "quarantined",
+            F.col("reason"), F.concat_ws(" ", F.col("detail"), F.col("input_file"),
+                                         F.col("input_position").cast("string")), run_id), run_id, "ingest")
     finally:
         records.unpersist()
     if config.ingest.incremental:  # after bronze and quarantine: a crash before this re-reads the files
@@ -141,7 +146,8 @@ def run(spark, config: Config, run_id: str) -> StageResult:
         chars_out=kept_chars,
         drops=drops,
         seconds=round(time.monotonic() - started, 2),
-        tables={config.tables.bronze: bronze.version, config.tables.quarantine: quarantine.version},
+        tables={config.tables.bronze: bronze.version, config.tables.quarantine: quarantine.version,
+                config.tables.decisions: decisions.version},
         details={"files": len(files), "files_seen_before": seen_before, "bronze_skipped": bronze.skipped,
                  "input_bytes": sum(f.size for f in files)},
     )

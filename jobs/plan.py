@@ -5,26 +5,16 @@ Nothing is written and Spark is not started: tables are looked at through their 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from jobs.config import Config
 from jobs.ledger import finished_stages, stage_inputs
-from jobs.tables import peek_table, table_uri
-from udfs import storage
+from jobs.tables import peek_table, read_rows
 
 
 def _log_rows(config: Config, name: str, columns: list[str]) -> list[dict[str, Any]]:
-    """A small table's rows through delta-rs (the ledger and the file list); [] when it does not exist."""
-    from deltalake import DeltaTable
-
-    uri = table_uri(config.output.root, name)
-    uri = uri if storage.is_s3(uri) else os.path.abspath(uri)
-    options = dict(config.output.storage_options) or None
-    if not DeltaTable.is_deltatable(uri, storage_options=options):
-        return []
-    return DeltaTable(uri, storage_options=options).to_pyarrow_table(columns=columns).to_pylist()
+    return read_rows(config.output.root, name, config.output.storage_options, columns)
 
 
 def describe_plan(config: Config, stages: Sequence[str], run_id: str) -> str:

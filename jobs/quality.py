@@ -22,6 +22,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit jobs/quality.py f
 
 import pyarrow as pa
 
+from jobs import audit
 from jobs.config import Config, ConfigError, TextNormalizationSettings
 from jobs.hashing import unit_uniform
 from jobs.stats import StageResult
@@ -225,6 +226,13 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
                                                mode=mode, run_id=run_id),
             tables.filtered: store.write(kept, tables.filtered, mode=mode, run_id=run_id),
         }
+        shown = [F.concat(F.lit("lang="), F.col("lang"))] if "lang" in scores.columns else []
+        shown += [F.format_string(f"{name}=%.3f", name) for name in ("lang_score", "quality_score")
+                  if name in scores.columns]
+        decision = F.when(F.col("drop_reason").isNull(), F.lit("kept")).otherwise(F.lit("dropped"))
+        written[tables.decisions] = audit.record(store, config, audit.decisions(
+            scores, "quality", decision, F.col("drop_reason"), F.concat_ws(" ", *shown), run_id),
+            run_id, "quality")
         chars_in = docs.agg(F.sum("n_chars")).first()[0] or 0
         chars_out = kept.agg(F.sum("n_chars")).first()[0] or 0
         histograms = {name: _histogram(scores, name)
