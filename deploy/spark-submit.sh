@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Submit one curate stage to a cluster the way production runs it:
-#   deploy/spark-submit.sh ingest --config conf/cluster.yaml [--set key=value ...] [-- extra spark-submit args]
+#   deploy/spark-submit.sh JOB --config conf/cluster.yaml [--set key=value ...] [-- extra spark-submit args]
+# JOB is a file in jobs/: run (the whole pipeline, with --run-date), ingest, dedup, quality, mix, train.
 # jobs/ and udfs/ travel to the executors as one zip via --py-files; the executors' Python must have the
 # third-party dependencies installed (pip install . on the image, or a packed venv via --archives).
 # The delta-spark connector comes from the cluster (Databricks/EMR) or from DELTA_PACKAGE below.

@@ -557,13 +557,19 @@ def validate_config(data: Mapping[str, Any], source: str = "<memory>") -> Config
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Read, override and validate; the only way jobs get their settings."""
+    """Read (local path or s3:// with the default AWS settings), override and validate; the only way
+    jobs get their settings."""
     source = str(path)
-    config_path = Path(path)
-    if not config_path.is_file():
-        raise ConfigError("file not found", source=source)
+    try:  # a local file, or s3:// (so cluster steps can point at a config next to the data)
+        if not storage.exists(source):
+            raise ConfigError("file not found", source=source)
+        text = storage.read_bytes(source).decode("utf-8")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"cannot read: {exc}", source=source) from None
     try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", source=source) from None
     if not isinstance(data, dict):

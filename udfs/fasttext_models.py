@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from importlib import resources
@@ -82,10 +83,13 @@ def read_model(local_path: str) -> Any:
 
 
 def load_model(local_path: str) -> Any:
-    """The fastText model at ``local_path``, loaded once per process."""
+    """The fastText model at ``local_path``, loaded once per process (and said so on stderr, which on a
+    cluster is the executor's log: one line per model per Python worker)."""
     model = _LOADED.get(local_path)
     if model is None:
         model = _LOADED[local_path] = read_model(local_path)
+        print(f"curate: loaded fastText model {os.path.basename(local_path)} in process {os.getpid()} "
+              f"(code from {os.path.dirname(os.path.abspath(__file__))})", file=sys.stderr)
     return model
 
 
