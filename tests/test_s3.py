@@ -47,3 +47,58 @@ def test_ingest_reads_from_and_writes_to_s3(spark, s3_server, s3_bucket, tmp_pat
     client = storage.s3_client(s3_server)
     saved = client.get_object(Bucket=s3_bucket, Key="curated/runs/s3-run/funnel.json")["Body"].read()
     assert json.loads(saved)["stages"][0]["docs_out"] == stage.docs_out
+
+
+def test_full_pipeline_on_s3(spark, s3_server, s3_bucket, tmp_path):
+    """Input, Delta tables, models with their cards, the run folder, export shards and the report all on
+    S3; the classifiers are trained from a Delta table on S3 within the same run."""
+    from jobs.audit import explain
+    from jobs.report import write_report
+    from udfs.demo_corpus import DemoSpec, reference_page, write_demo_corpus
+
+    spec = DemoSpec(docs=300, seed=9, shard_docs=150, reference_docs=300, workers=1)
+    write_demo_corpus(str(tmp_path / "corpus"), spec)
+    for shard in sorted((tmp_path / "corpus").glob("shard-*.jsonl.gz")):
+        storage.upload(str(shard), f"s3://{s3_bucket}/raw/{shard.name}", s3_server)
+    root = f"s3://{s3_bucket}/curated"
+    store = open_store(spark, root, TableSettings(backend="embedded"), s3_server)
+    pages = [reference_page(spec, index) for index in range(spec.reference_docs)]
+    store.write(spark.createDataFrame([(p.text, p.domain, p.quality) for p in pages],
+                                      "text string, domain string, quality string"),
+                "reference", mode="overwrite", run_id="setup")
+    config = validate_config({
+        "run": {"name": "s3", "stages": ["ingest", "train_quality", "train_topic", "dedup", "quality",
+                                         "mix"]},
+        "input": {"paths": [f"s3://{s3_bucket}/raw/*.jsonl.gz"], "source": "demo",
+                  "storage_options": s3_server, "fields": {"crawl_time": "date"}},
+        "output": {"root": root, "storage_options": s3_server},
+        "tables": {"backend": "embedded"},
+        "train": {"quality": {"positives": {"table": "reference", "where": "quality = 'good'"},
+                              "fasttext": {"epoch": 20}},
+                  "topic": {"documents": {"table": "reference", "label_field": "domain"},
+                            "fasttext": {"epoch": 20}}},
+        "quality": {"classifier": {"enabled": True}, "topic_classifier": {"enabled": True}},
+        "mix": {"domains": {"column": "topic"}, "export": {"enabled": True, "shard_docs": 100}},
+    }, source="test")
+    funnel = run_stages(config, config.run.stages, spark=spark, run_date="2026-11-21")
+    assert [stage.stage for stage in funnel.stages] == config.run.stages
+    assert all(stage.reconciles() for stage in funnel.stages)
+
+    client = storage.s3_client(s3_server)
+    keys = {obj["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=s3_bucket)
+            for obj in page.get("Contents", [])}
+    for key in ("curated/models/quality.bin", "curated/models/quality.bin.card.json",
+                "curated/models/topic.bin", "curated/runs/s3-2026-11-21/funnel.json",
+                "curated/runs/s3-2026-11-21/mix_manifest.json"):
+        assert key in keys, key
+    assert any(key.startswith("curated/export/s3-2026-11-21/shard-") for key in keys)
+    for table in ("bronze", "deduped", "filtered", "mixture", "run_ledger", "decisions"):
+        assert DeltaTable(store.path(table), storage_options=s3_server).version() >= 0
+    filtered = store.read("filtered")
+    assert {"quality_score", "topic"} <= set(filtered.columns) and filtered.count() > 0
+
+    page = write_report(config, "s3-2026-11-21")
+    assert page == f"{root}/runs/s3-2026-11-21/report/index.html"
+    assert b"<img src='funnel.png'" in storage.read_bytes(page, s3_server)
+    kept = filtered.first().doc_id
+    assert "quality  kept" in explain(config, kept)
