@@ -62,3 +62,4 @@ bench: install bench-venv
 	$(BIN)/python benchmarks/quality_eval.py --docs 20000
 	$(BIN)/python benchmarks/quality_speed.py --docs 20000
 	$(BIN)/python benchmarks/mix_accuracy.py --rows 1000000
+	$(BIN)/python benchmarks/nightly_sim.py --docs-per-night 5000
