@@ -37,7 +37,7 @@ demo-data: $(DEMO_DIR)/.spec-$(DEMO_DOCS)-$(DEMO_SEED)
 
 demo: preflight demo-data
 	@start=$$(date +%s); \
-	$(BIN)/curate run --config $(CONFIG) --set input.paths='["$(DEMO_DIR)/*.jsonl.gz"]' \
+	$(BIN)/curate run --config $(CONFIG) --report --set input.paths='["$(DEMO_DIR)/*.jsonl.gz"]' \
 	  --set train.quality.positives.paths='["$(DEMO_DIR)/reference/*.jsonl.gz"]' \
 	  --set train.topic.documents.paths='["$(DEMO_DIR)/reference/*.jsonl.gz"]' && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s"

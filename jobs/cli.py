@@ -141,6 +141,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_java()
     funnel = run_stages(config, config.run.stages, args.run_id, run_date=args.run_date)
     _print_funnel(funnel, config)
+    if args.report:
+        from jobs.report import write_report
+
+        print(f"report: {write_report(config, funnel.run_id)}")
     return 0
 
 
@@ -205,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-date", default=None, metavar="YYYY-MM-DD",
                      help="the scheduled date: names the run, so a retry resumes it and a finished "
                           "date is a no-op")
+    run.add_argument("--report", action="store_true", help="write the HTML report of the run at the end")
     run.add_argument("--dry-run", action="store_true",
                      help="validate config, inputs and models; print the plan and input counts; "
                           "write nothing")
