@@ -115,6 +115,7 @@ def standalone_cluster(tmp_path_factory):
                 process.kill()
 
 
+@pytest.mark.slow
 def test_pipeline_runs_through_the_wrapper_on_a_standalone_cluster(standalone_cluster, tmp_path):
     corpus = tmp_path / "corpus"
     write_demo_corpus(str(corpus), DemoSpec(docs=400, seed=5, shard_docs=200, reference_docs=0, workers=1))

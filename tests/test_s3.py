@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pytest
 from deltalake import DeltaTable
 
 from jobs import ingest
@@ -49,6 +50,7 @@ def test_ingest_reads_from_and_writes_to_s3(spark, s3_server, s3_bucket, tmp_pat
     assert json.loads(saved)["stages"][0]["docs_out"] == stage.docs_out
 
 
+@pytest.mark.slow
 def test_full_pipeline_on_s3(spark, s3_server, s3_bucket, tmp_path):
     """Input, Delta tables, models with their cards, the run folder, export shards and the report all on
     S3; the classifiers are trained from a Delta table on S3 within the same run."""
