@@ -113,8 +113,10 @@ def phase_weights(phase: PhaseSettings, available: dict[str, tuple[int, int]], b
 
 
 def sample_phase(docs: DataFrame, plans: list[DomainPlan], phase_index: int, seed: int) -> DataFrame:
-    """Every document ``full_copies`` times, plus one more copy for the documents of smallest hash whose
-    tokens fill ``remainder_tokens`` (the last one may overshoot by less than one document)."""
+    """Every document ``full_copies`` times, plus one more copy for a token-exact share of the rest:
+    the documents of smallest hash of (seed, phase, doc_id, full_copies) while they still fit in
+    ``remainder_tokens``, then the one remaining document whose length best fills the gap left (only if
+    that gets closer). The error is then the gap's mismatch, far below one document's length."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -126,13 +128,21 @@ def sample_phase(docs: DataFrame, plans: list[DomainPlan], phase_index: int, see
     plan_frame = spark.createDataFrame(plan_rows, "domain string, full_copies int, remainder_tokens double")
     joined = docs.join(F.broadcast(plan_frame), "domain")
     draw = unit_uniform(seed, F.lit(phase_index), "doc_id", F.col("full_copies"))
-    before = (Window.partitionBy("domain").orderBy("_draw", "doc_id")
-              .rowsBetween(Window.unboundedPreceding, -1))
+    upto = Window.partitionBy("domain").orderBy("_draw", "doc_id").rowsBetween(Window.unboundedPreceding, 0)
     ranked = (joined.withColumn("_draw", draw)
-              .withColumn("_tokens_before", F.coalesce(F.sum("n_tokens").over(before), F.lit(0))))
-    extra = (F.col("_tokens_before") < F.col("remainder_tokens")).cast("int")
-    return (ranked.withColumn("copies", F.col("full_copies") + extra)
-            .drop("_draw", "_tokens_before", "full_copies", "remainder_tokens"))
+              .withColumn("_prefix", F.sum("n_tokens").over(upto) <= F.col("remainder_tokens")))
+    gaps = (ranked.groupBy("domain", "remainder_tokens")
+            .agg(F.sum(F.when(F.col("_prefix"), F.col("n_tokens")).otherwise(0)).alias("_filled"))
+            .select("domain", (F.col("remainder_tokens") - F.col("_filled")).alias("_gap")))
+    fillers = (ranked.where(~F.col("_prefix")).join(F.broadcast(gaps), "domain")
+               .where(F.col("n_tokens") < 2 * F.col("_gap"))  # only when it gets closer to the target
+               .groupBy("domain")
+               .agg(F.min(F.struct(F.abs(F.col("n_tokens") - F.col("_gap")), F.col("_draw"), F.col("doc_id")))
+                    .getField("doc_id").alias("_filler")))
+    extra = (F.col("_prefix") | (F.col("doc_id") == F.coalesce(F.col("_filler"), F.lit("")))).cast("int")
+    return (ranked.join(F.broadcast(fillers), "domain", "left")
+            .withColumn("copies", F.col("full_copies") + extra)
+            .drop("_draw", "_prefix", "_filler", "full_copies", "remainder_tokens"))
 
 
 def _copies_to_rows(sampled: DataFrame, phase: str, seed: int, phase_index: int) -> DataFrame:

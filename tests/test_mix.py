@@ -59,7 +59,7 @@ def test_token_targets_are_met_within_half_a_percent(spark, tmp_path):
     for domain in ("news", "wiki", "forum"):
         row = manifest[("main", domain)]
         assert row["available_tokens"] == available[domain]
-        assert abs(row["relative_error"]) <= 0.005, row
+        assert abs(row["relative_error"]) <= 0.001, row  # target 0.5%; the gap filler does far better
         assert row["feasible"] and not row["cap_bound"]
     assert manifest[("main", "wiki")]["max_repeats"] == 2 and manifest[("main", "news")]["max_repeats"] == 1
     assert manifest[("main", "tiny")]["realised_tokens"] == 0
