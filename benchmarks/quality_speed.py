@@ -3,9 +3,10 @@ same documents in the same run.
 
     .venv/bin/python benchmarks/quality_speed.py --docs 20000
 
-1. fastText in a pandas UDF (udfs.classifier.score_udf: normalise + predict in Arrow batches, the model
-   loaded once per Python worker) on local[1] and local[N]: docs/s per core, against one process calling
-   model.predict(list) on the same normalised texts. Target (issue 4): ratio >= 0.8.
+1. fastText in a pandas UDF (udfs.classifier.score_udf: normalise + predict in Arrow batches of 10k, the
+   model loaded once per Python worker) on local[1] and local[N], one partition per core: docs/s per core,
+   against one process calling model.predict(list) on the same normalised texts. Target (issue 4): ratio
+   >= 0.8.
    The model is any fastText model (--model); the default is lid.176.ftz, scored as P(en).
 2. The heuristic pass (Gopher quality + repetition, FineWeb, language ID; udfs.quality.quality_features):
    docs/s in one process, and in Spark's mapInArrow on local[N].
@@ -40,7 +41,7 @@ def _best_of(repeats: int, work: Callable[[], object]) -> float:
 
 def _session(cores: int) -> Any:
     return get_spark(SparkSettings(master=f"local[{cores}]", app_name="quality-speed", driver_memory="4g",
-                                   conf={"spark.sql.execution.arrow.maxRecordsPerBatch": 2048}))
+                                   conf={"spark.sql.execution.arrow.maxRecordsPerBatch": 10_000}))
 
 
 def _cached_texts(spark: Any, texts: pa.Array, partitions: int) -> Any:
@@ -50,14 +51,19 @@ def _cached_texts(spark: Any, texts: pa.Array, partitions: int) -> Any:
     return frame
 
 
-def udf_seconds(frame: Any, scoring: ScoringModel, repeats: int) -> float:
+def udf_vs_baseline(frame: Any, scoring: ScoringModel, baseline: Callable[[], object],
+                    repeats: int) -> tuple[float, float]:
+    """(best UDF seconds, median ratio of per-pair speeds): each UDF pass is timed right after a
+    one-process pass, so a noisy machine (this one has CPU steal) hits both sides of a pair alike."""
     udf = score_udf(scoring)
 
     def score_all() -> None:
         frame.select(udf("text").alias("score")).agg({"score": "sum"}).collect()
 
     score_all()  # start the Python workers and load the model in each
-    return _best_of(repeats, score_all)
+    pairs = [(_best_of(1, baseline), _best_of(1, score_all)) for _ in range(repeats)]
+    ratios = sorted(base / udf_time for base, udf_time in pairs)
+    return min(udf_time for _, udf_time in pairs), ratios[len(ratios) // 2]
 
 
 def heuristic_seconds(frame: Any, repeats: int) -> float:
@@ -104,11 +110,14 @@ def main() -> int:
     heuristics_rate = 0.0
     for cores in sorted({1, args.cores}):
         spark = _session(cores)
-        frame = _cached_texts(spark, texts, cores * 4)
-        rate = args.docs / udf_seconds(frame, scoring, args.repeats)
-        per_core[cores] = rate / cores
+        # one partition per core, as large partitions are on a cluster: each pandas-UDF task costs about
+        # 0.3 s here on top of its documents, which 2.5k-document partitions would make a third of the time
+        frame = _cached_texts(spark, texts, cores)
+        seconds, paired = udf_vs_baseline(frame, scoring, single_process, args.repeats)
+        rate = args.docs / seconds
+        per_core[cores] = paired / cores  # per-core speed relative to one process, from the paired runs
         print(f"fastText pandas UDF on local[{cores}]: {rate:,.0f} docs/s = {rate / cores:,.0f} docs/s per "
-              f"core; ratio to one process {rate / cores / baseline:.2f}")
+              f"core; per-core ratio to one process (median of paired runs) {paired / cores:.2f}")
         if cores == args.cores:
             heuristics_rate = args.docs / heuristic_seconds(frame, args.repeats)
         spark.stop()
@@ -121,7 +130,7 @@ def main() -> int:
     print(f"\nheuristic pass (language ID, Gopher quality + repetition, FineWeb): one process "
           f"{single:,.0f} docs/s; mapInArrow on local[{args.cores}] {heuristics_rate:,.0f} docs/s "
           f"({heuristics_rate / args.cores:,.0f} per core)")
-    ratio = per_core[1] / baseline
+    ratio = per_core[1]
     print(f"target: pandas UDF docs/s per core / single process >= 0.8 (local[1]): {ratio:.2f} "
           f"{'met' if ratio >= 0.8 else 'MISSED'}")
     return 0 if ratio >= 0.8 else 1
