@@ -16,7 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from udfs import storage
-from udfs.heuristics import FineWebThresholds, GopherQualityThresholds
+from udfs.classifier import ClassifierNormalization, FastTextParams
+from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
 
 STAGES = ("ingest", "dedup", "quality", "mix")
 OPTIONAL_STAGES = ("train_quality", "train_topic")  # run when listed in run.stages, or via their commands
@@ -203,24 +204,31 @@ class GopherQualitySettings(_Strict):
     min_stop_words: int = _GOPHER.min_stop_words
 
 
+_REPETITION = GopherRepetitionThresholds()
+
+
 class GopherRepetitionSettings(_Strict):
     enabled: bool = True
-    max_dup_para_frac: float = 0.3
-    max_dup_para_char_frac: float = 0.2
-    max_dup_line_frac: float = 0.3
-    max_dup_line_char_frac: float = 0.2
-    max_top_ngram_char_frac: dict[int, float] = Field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    max_dup_para_frac: float = _REPETITION.max_dup_para_frac
+    max_dup_para_char_frac: float = _REPETITION.max_dup_para_char_frac
+    max_dup_line_frac: float = _REPETITION.max_dup_line_frac
+    max_dup_line_char_frac: float = _REPETITION.max_dup_line_char_frac
+    max_top_ngram_char_frac: dict[int, float] = Field(
+        default_factory=lambda: dict(_REPETITION.max_top_ngram_char_frac))
     max_dup_ngram_char_frac: dict[int, float] = Field(
-        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+        default_factory=lambda: dict(_REPETITION.max_dup_ngram_char_frac))
+
+
+_C4 = C4Settings()
 
 
 class C4RuleSettings(_Strict):
     """``filter`` drops documents by C4's document rules; ``remove_lines`` also removes failing lines."""
 
     mode: Literal["off", "filter", "remove_lines"] = "off"
-    min_sentences: int = 5
-    min_words_per_line: int = 3
-    max_word_length: int = 1000
+    min_sentences: int = _C4.min_sentences
+    min_words_per_line: int = _C4.min_words_per_line
+    max_word_length: int = _C4.max_word_length
 
 
 _FINEWEB = FineWebThresholds()
@@ -235,12 +243,18 @@ class FineWebSettings(_Strict):
     max_newline_word_ratio: float = _FINEWEB.max_newline_word_ratio
 
 
+_NORMALIZATION = ClassifierNormalization()  # training and scoring defaults live in udfs.classifier
+
+
 class TextNormalizationSettings(_Strict):
     """How text is prepared for a fastText classifier (recorded in the model card at training)."""
 
-    lowercase: bool = True
-    split_punctuation: bool = True
-    max_chars: int = Field(default=20_000, gt=0)
+    lowercase: bool = _NORMALIZATION.lowercase
+    split_punctuation: bool = _NORMALIZATION.split_punctuation
+    max_chars: int = Field(default=_NORMALIZATION.max_chars, gt=0)
+
+    def as_normalization(self) -> ClassifierNormalization:
+        return ClassifierNormalization(**self.model_dump())
 
 
 class ParetoSettings(_Strict):
@@ -317,18 +331,24 @@ class TrainingSource(_Strict):
         return self
 
 
+_FASTTEXT = FastTextParams()
+
+
 class FastTextSettings(_Strict):
-    epoch: int = Field(default=10, gt=0)
-    lr: float = Field(default=0.1, gt=0)
-    word_ngrams: int = Field(default=2, ge=1)  # bigrams, as in the DCLM recipe
-    dim: int = Field(default=32, gt=0)  # model size ~ (bucket + vocabulary) * dim * 4 bytes
-    min_count: int = Field(default=2, ge=1)
+    epoch: int = Field(default=_FASTTEXT.epoch, gt=0)
+    lr: float = Field(default=_FASTTEXT.lr, gt=0)
+    word_ngrams: int = Field(default=_FASTTEXT.word_ngrams, ge=1)  # bigrams, as in the DCLM recipe
+    dim: int = Field(default=_FASTTEXT.dim, gt=0)  # model size ~ (bucket + vocabulary) * dim * 4 bytes
+    min_count: int = Field(default=_FASTTEXT.min_count, ge=1)
     # Word n-gram hash buckets. Smaller tables made this fastText build diverge ("Encountered NaN") at
     # any learning rate in our tests, so 100k is the floor.
-    bucket: int = Field(default=200_000, ge=100_000)
-    loss: Literal["softmax", "ns", "hs", "ova"] = "softmax"
-    thread: int = Field(default=1, gt=0)  # 1 = reproducible; more threads train faster but not repeatably
-    seed: int = 0
+    bucket: int = Field(default=_FASTTEXT.bucket, ge=100_000)
+    loss: Literal["softmax", "ns", "hs", "ova"] = _FASTTEXT.loss  # type: ignore[assignment]
+    thread: int = Field(default=_FASTTEXT.thread, gt=0)  # 1 = reproducible; more threads: not repeatable
+    seed: int = _FASTTEXT.seed
+
+    def as_params(self) -> FastTextParams:
+        return FastTextParams(**self.model_dump())
 
 
 class _ClassifierTraining(_Strict):

@@ -23,12 +23,12 @@ if __name__ == "__main__" and not __package__:  # spark-submit jobs/quality.py f
 import pyarrow as pa
 
 from jobs import audit
-from jobs.config import Config, ConfigError, TextNormalizationSettings
+from jobs.config import Config, ConfigError
 from jobs.hashing import unit_uniform
 from jobs.stats import StageResult
 from jobs.tables import open_store
 from udfs import fasttext_models
-from udfs.classifier import ClassifierNormalization, ScoringModel, label_udf, read_card, score_udf
+from udfs.classifier import ScoringModel, label_udf, read_card, score_udf
 from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
 from udfs.quality import LanguageRules, QualityRules, output_schema, quality_features
 
@@ -80,14 +80,10 @@ def scoring_model(config: Config, kind: str) -> ScoringModel:
         normalization = card.text_normalization
         positive_label = card.positive_label
     else:
-        normalization = _normalization(settings.normalization)
+        normalization = settings.normalization.as_normalization()
         positive_label = config.quality.classifier.positive_label if kind == "quality" else None
     return ScoringModel(uri=uri, normalization=normalization, positive_label=positive_label,
                         sha256=settings.model_sha256, storage_options=options)
-
-
-def _normalization(settings: TextNormalizationSettings) -> ClassifierNormalization:
-    return ClassifierNormalization(**settings.model_dump())
 
 
 def check(config: Config, earlier: Sequence[str] = ()) -> None:

@@ -33,9 +33,7 @@ import pyarrow as pa
 from jobs.config import (
     Config,
     ConfigError,
-    FastTextSettings,
     QualityTrainingSettings,
-    TextNormalizationSettings,
     TopicTrainingSettings,
     TrainingSource,
 )
@@ -59,14 +57,6 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 MIN_EXAMPLES_PER_LABEL = 10
-
-
-def _normalization(settings: TextNormalizationSettings) -> ClassifierNormalization:
-    return ClassifierNormalization(**settings.model_dump())
-
-
-def _params(settings: FastTextSettings) -> FastTextParams:
-    return FastTextParams(**settings.model_dump())
 
 
 def _source_key(source: TrainingSource) -> str:
@@ -181,8 +171,8 @@ def _train_and_save(sample: pa.Table, settings: QualityTrainingSettings | TopicT
                     kind: Literal["quality", "topic"], evaluate: Callable[[Any, list[str], list[str]], dict],
                     config: Config, run_id: str, card: dict[str, Any]) -> ModelCard:
     """Normalise, train on the non-held-out rows, evaluate on the held-out rows, save model + card."""
-    normalization = _normalization(settings.normalization)
-    configured = _params(settings.fasttext)
+    normalization = settings.normalization.as_normalization()
+    configured = settings.fasttext.as_params()
     train_texts, train_labels, test_texts, test_labels = _split(sample, normalization)
     _too_few(_label_counts(train_labels), f"train.{kind}", config.source)
     fit_started = time.monotonic()

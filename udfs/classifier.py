@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.stats import rankdata
 
 from udfs import fasttext_models, storage
 
@@ -225,6 +224,8 @@ def fit(lines: Sequence[str], params: FastTextParams, max_halvings: int = 3) -> 
 
 def roc_auc(scores: np.ndarray, truth: np.ndarray) -> float | None:
     """Area under the ROC curve (Mann-Whitney U, ties counted half); None with a single class."""
+    from scipy.stats import rankdata  # imported here: the config loader imports this module
+
     truth = np.asarray(truth, dtype=bool)
     positives, negatives = int(truth.sum()), int((~truth).sum())
     if positives == 0 or negatives == 0:
