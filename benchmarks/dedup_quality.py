@@ -15,9 +15,9 @@ from pathlib import Path
 
 from _common import demo_corpus, print_scores, score_removals, truth_table
 
-from jobs.cli import run_stages
-from jobs.config import validate_config
-from jobs.tables import open_store
+from jobs import runner
+from jobs.core.config import validate_config
+from jobs.core.tables import open_store
 
 
 def main() -> int:
@@ -40,11 +40,11 @@ def main() -> int:
         "dedup": {"minhash": {"jaccard_threshold": args.threshold, "hash_mode": args.hash_mode}},
     }, source="benchmarks/dedup_quality.py")
     started = time.perf_counter()
-    funnel = run_stages(config, ["ingest", "dedup"])
+    funnel = runner.run(config, ["ingest", "dedup"])
     elapsed = time.perf_counter() - started
     print(funnel.render())
 
-    from jobs.spark import get_spark
+    from jobs.core.spark import get_spark
 
     store = open_store(get_spark(config.spark), config.output.root, config.tables)
     duplicates = store.read("duplicates").join(store.read("bronze").select("doc_id", "source_id"), "doc_id")

@@ -85,10 +85,10 @@ def clean_copy(corpus: Path, target: Path) -> Path:
 
 
 def run_curate(clean: Path, work: Path) -> tuple[float, list[str], dict]:
-    from jobs.cli import run_stages
-    from jobs.config import validate_config
-    from jobs.spark import get_spark
-    from jobs.tables import open_store
+    from jobs import runner
+    from jobs.core.config import validate_config
+    from jobs.core.spark import get_spark
+    from jobs.core.tables import open_store
 
     config = validate_config({
         "input": {"paths": [str(clean / "*.jsonl.gz")], "source": "demo"},
@@ -97,7 +97,7 @@ def run_curate(clean: Path, work: Path) -> tuple[float, list[str], dict]:
         "ingest": {"max_text_bytes": 200_000},
     }, source="benchmarks/dedup_speed.py")
     started = time.perf_counter()
-    funnel = run_stages(config, ["ingest", "dedup"])
+    funnel = runner.run(config, ["ingest", "dedup"])
     seconds = time.perf_counter() - started
     store = open_store(get_spark(config.spark), config.output.root, config.tables)
     duplicates = store.read("duplicates").join(store.read("bronze").select("doc_id", "source_id"), "doc_id")

@@ -22,10 +22,11 @@ from typing import Any
 from _common import REPO_ROOT  # noqa: F401  (puts the repository on sys.path)
 
 from jobs import mix
-from jobs.config import Config, validate_config
-from jobs.hashing import unit_uniform
-from jobs.spark import get_spark
-from jobs.tables import open_store
+from jobs.core.config import Config, validate_config
+from jobs.core.hashing import unit_uniform
+from jobs.core.spark import get_spark
+from jobs.core.tables import open_store
+from jobs.runner import stage_context
 
 DOMAIN_SHARES = {"web": 0.52, "news": 0.18, "forum": 0.12, "code": 0.08, "books": 0.05, "science": 0.03,
                  "legal": 0.015, "poetry": 0.005}
@@ -116,7 +117,7 @@ def main() -> int:
         config = _config(work / "a", phases)
         first_config = first_config or config
         started = time.perf_counter()
-        result = mix.run(spark, config, run_id=f"bench-{len(name)}")
+        result = mix.run(stage_context(config, f"bench-{len(name)}", spark))
         seconds = time.perf_counter() - started
         manifest = result.details["manifest"]
         available = available or result.details["available_tokens"]
@@ -132,7 +133,7 @@ def main() -> int:
         other_store = open_store(spark, other.output.root, other.tables)
         other_store.write(store.read("filtered").repartition(partitions), "filtered", mode="overwrite",
                           run_id=f"p{partitions}")
-        mix.run(spark, other, run_id=f"part-{partitions}")
+        mix.run(stage_context(other, f"part-{partitions}", spark))
         return {tuple(row) for row in other_store.read("mixture").select("doc_id", "phase", "copy_index")
                 .collect()}
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from _common import REPO_ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from jobs.cli import run_stages
-from jobs.config import validate_config
-from jobs.spark import get_spark
-from jobs.tables import TableStore, open_store
+from jobs import runner
+from jobs.core.config import validate_config
+from jobs.core.spark import get_spark
+from jobs.core.tables import TableStore, open_store
 from udfs.demo_corpus import DemoSpec, write_demo_corpus
 
 STAGES = ["ingest", "dedup", "quality", "mix"]
@@ -64,13 +64,13 @@ def main() -> int:
 
             TableStore.write = crashing_write
             try:
-                run_stages(config, STAGES, spark=spark, run_date=date)
+                runner.run(config, STAGES, spark=spark, run_date=date)
             except RuntimeError as exc:
                 print(f"night {night}: crashed as planned ({exc}) after "
                       f"{time.perf_counter() - started:.1f} s")
             finally:
                 TableStore.write = real_write
-        run_stages(config, STAGES, spark=spark, run_date=date)
+        runner.run(config, STAGES, spark=spark, run_date=date)
         print(f"night {night}: done in {time.perf_counter() - started:.1f} s in all")
 
     ledger = sorted((row.asDict() for row in store.read("run_ledger").collect()),

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from _common import demo_corpus, truth_table
 
-from jobs.cli import run_stages
-from jobs.config import validate_config
-from jobs.spark import get_spark
-from jobs.tables import open_store
+from jobs import runner
+from jobs.core.config import validate_config
+from jobs.core.spark import get_spark
+from jobs.core.tables import open_store
 from udfs.classifier import roc_auc
 
 
@@ -66,7 +66,7 @@ def main() -> int:
     train_corpus = demo_corpus(work, args.docs, args.train_seed)
     train_root = work / f"quality-train-{args.docs}-{args.train_seed}"
     started = time.perf_counter()
-    trained = run_stages(_config(train_corpus, train_root, None, args.min_score),
+    trained = runner.run(_config(train_corpus, train_root, None, args.min_score),
                          ["ingest", "train_quality", "train_topic"])
     print(trained.render())
     print(f"training corpus: {time.perf_counter() - started:.1f} s")
@@ -75,7 +75,7 @@ def main() -> int:
     config = _config(eval_corpus, work / f"quality-eval-{args.docs}-{args.eval_seed}", train_root / "models",
                      args.min_score)
     started = time.perf_counter()
-    evaluated = run_stages(config, ["ingest", "quality"])
+    evaluated = runner.run(config, ["ingest", "quality"])
     print(evaluated.render())
     print(f"evaluation corpus (ingest + quality): {time.perf_counter() - started:.1f} s")
 

@@ -3,7 +3,7 @@ same documents in the same run.
 
     .venv/bin/python benchmarks/quality_speed.py --docs 20000
 
-1. fastText in a pandas UDF (udfs.classifier.score_udf: normalise + predict in Arrow batches of 10k, the
+1. fastText in a pandas UDF (jobs.core.pandas_udfs.score_udf: normalise + predict in Arrow batches of 10k, the
    model loaded once per Python worker) on local[1] and local[N], one partition per core: docs/s per core,
    against one process calling model.predict(list) on the same normalised texts. Target (issue 4): ratio
    >= 0.8.
@@ -22,10 +22,13 @@ from typing import Any
 import pyarrow as pa
 from _common import REPO_ROOT  # noqa: F401  (puts the repository on sys.path)
 
-from jobs.config import SparkSettings
-from jobs.spark import get_spark
+from jobs.core import models
+from jobs.core.config import SparkSettings
+from jobs.core.models import ScoringModel
+from jobs.core.pandas_udfs import score_udf
+from jobs.core.spark import get_spark
 from udfs import fasttext_models
-from udfs.classifier import ClassifierNormalization, ScoringModel, normalize_texts, score_udf
+from udfs.classifier import ClassifierNormalization, normalize_texts
 from udfs.demo_corpus import DemoSpec, iter_pages
 from udfs.quality import QualityRules, output_schema, quality_features
 
@@ -73,8 +76,9 @@ def heuristic_seconds(frame: Any, repeats: int) -> float:
     schema = from_arrow_schema(output_schema(rules))
 
     def heuristics(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        language_model = models.load(fasttext_models.DEFAULT_LID_MODEL)
         for batch in batches:
-            yield quality_features(batch, rules)
+            yield quality_features(batch, rules, language_model)
 
     def run_all() -> None:
         frame.mapInArrow(heuristics, schema).count()
@@ -125,8 +129,10 @@ def main() -> int:
     rules = QualityRules()
     doc_ids = pa.array([str(index) for index in range(args.docs)])
     batch = pa.RecordBatch.from_pydict({"doc_id": doc_ids, "text": texts})
-    single = args.docs / _best_of(args.repeats, lambda: [quality_features(batch.slice(start, 2048), rules)
-                                                         for start in range(0, args.docs, 2048)])
+    language_model = models.load(fasttext_models.DEFAULT_LID_MODEL)
+    single = args.docs / _best_of(args.repeats, lambda: [
+        quality_features(batch.slice(start, 2048), rules, language_model)
+        for start in range(0, args.docs, 2048)])
     print(f"\nheuristic pass (language ID, Gopher quality + repetition, FineWeb): one process "
           f"{single:,.0f} docs/s; mapInArrow on local[{args.cores}] {heuristics_rate:,.0f} docs/s "
           f"({heuristics_rate / args.cores:,.0f} per core)")

@@ -1,8 +1,8 @@
-"""``curate``: one command line for every stage, the full run, and the demo corpus.
+"""``curate``: argument parsing for every command; the work is the runner's (or the core module named).
 
-    curate run --config conf/local.yaml [--set key.path=value ...] [--run-id ID]
-    curate ingest --config conf/local.yaml
-    curate train-quality --config conf/local.yaml      (and train-topic)
+    curate run --config conf/local.yaml [--set key.path=value ...] [--run-id ID | --run-date YYYY-MM-DD]
+    curate ingest --config conf/local.yaml                     (any stage: dedup, quality, mix, ...)
+    curate train-quality --config conf/local.yaml              (and train-topic)
     curate demo-data --out data/demo --docs 20000 --seed 7
     curate history --config conf/local.yaml --table bronze
 """
@@ -10,47 +10,20 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import importlib
 import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from jobs.config import OPTIONAL_STAGES, STAGES, Config, ConfigError, load_config
-from jobs.ledger import Attempt, Ledger, code_version, stage_inputs, versions
-from jobs.preflight import PreflightError, check_java
-from jobs.progress import stage_progress
-from jobs.stats import Funnel, new_run_id
-from udfs import storage
+from jobs import runner
+from jobs.core import storage
+from jobs.core.config import Config, ConfigError, load_config
+from jobs.core.funnel import Funnel
+from jobs.core.preflight import PreflightError, check_java
 
 EXIT_CONFIG = 2
 EXIT_ENVIRONMENT = 3
-
-
-@dataclass(frozen=True)
-class Stage:
-    """``check(config, earlier)`` is fast and Spark-free; ``run(spark, config, run_id)`` does the work."""
-
-    name: str
-    check: Callable[..., None]
-    run: Callable[..., Any]
-
-
-def stage_for(name: str) -> Stage:
-    if name in ("train_quality", "train_topic"):
-        from jobs import train
-
-        if name == "train_quality":
-            return Stage(name, lambda config, earlier=(): train.check_quality(config), train.run_quality)
-        return Stage(name, lambda config, earlier=(): train.check_topic(config), train.run_topic)
-    modules = {"ingest": "jobs.ingest", "dedup": "jobs.dedup", "quality": "jobs.quality", "mix": "jobs.mix"}
-    if name not in modules:
-        raise ConfigError(f"unknown stage {name!r}; known: {', '.join((*STAGES, *OPTIONAL_STAGES))}",
-                          key="run.stages")
-    module = importlib.import_module(modules[name])
-    return Stage(name, module.check, module.run)
+STAGE_COMMANDS = {"ingest": "ingest", "dedup": "dedup", "quality": "quality", "mix": "mix",
+                  "train-quality": "train_quality", "train-topic": "train_topic"}
+ALIASES = {"train-topic": ["train-domain"]}
 
 
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,68 +34,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
                         help="reuse a run id to retry a run: writes it already committed are skipped")
 
 
-def run_id_for(config: Config, run_date: str | None, run_id: str | None) -> str:
-    """A run date names the run (``<run.name>-<date>``), so a scheduler's retry is the same run."""
-    if run_date is not None:
-        try:
-            dt.date.fromisoformat(run_date)
-        except ValueError:
-            raise ConfigError(f"--run-date must be YYYY-MM-DD, got {run_date!r}",
-                              source="--run-date") from None
-        return f"{config.run.name}-{run_date}"
-    return run_id or new_run_id()
-
-
-def run_stages(config: Config, stages: Sequence[str], run_id: str | None = None,
-               spark: Any = None, run_date: str | None = None) -> Funnel:
-    """Run stages in order on one SparkSession and record each attempt in the run ledger.
-
-    Stages this run already finished are skipped: a failed run resumes at its first unfinished stage and
-    a finished run does nothing. Returns the funnel (also saved in the run folder)."""
-    from jobs.spark import get_spark
-    from jobs.tables import open_store
-
-    run_id = run_id_for(config, run_date, run_id)
-    planned = [stage_for(stage) for stage in stages]
-    for position, stage in enumerate(planned):  # config, input and model problems surface before Spark starts
-        stage.check(config, [earlier.name for earlier in planned[:position]])
-    spark = spark or get_spark(config.spark)
-    options = config.output.storage_options
-    store = open_store(spark, config.output.root, config.tables, options)
-    ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
-    finished = ledger.finished_stages(run_id)
-    first = next((index for index, stage in enumerate(planned) if stage.name not in finished), len(planned))
-    run_dir = storage.join(config.output.root, "runs", run_id)
-    previous = Funnel.load(run_dir, options)
-    funnel = Funnel(run_id=run_id, config_hash=config.config_hash(),
-                    stages=[result for result in (previous.stages if previous else [])
-                            if result.stage in {stage.name for stage in planned[:first]}])
-    if first == len(planned):
-        print(f"run {run_id}: every stage already finished; nothing to do")
-        return funnel
-    if first:
-        print(f"run {run_id}: resuming at stage {planned[first].name} "
-              f"({', '.join(stage.name for stage in planned[:first])} already finished)")
-    storage.write_bytes(storage.join(run_dir, "config.json"), config.model_dump_json(indent=2).encode(),
-                        options)
-    version = code_version()
-    for stage in planned[first:]:
-        inputs = dict(versions(store, stage_inputs(config, stage.name)))
-        attempt = Attempt(run_id, run_date, stage.name, ledger.next_attempt(run_id, stage.name),
-                          config.config_hash(), version, inputs)
-        started = time.monotonic()
-        try:
-            with stage_progress(spark, stage.name):
-                result = stage.run(spark, config, run_id)
-        except BaseException as exc:
-            ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {exc}"[:2000]))
-            funnel.save(run_dir, options)
-            raise
-        result.seconds = round(time.monotonic() - started, 2)
-        ledger.record(attempt.row("succeeded", result))
-        funnel.stages.append(result)
-        funnel.save(run_dir, options)
-    return funnel
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config, args.overrides)
 
 
 def _print_funnel(funnel: Funnel, config: Config) -> None:
@@ -132,58 +45,50 @@ def _print_funnel(funnel: Funnel, config: Config) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     if args.dry_run:
-        from jobs.plan import describe_plan
-
-        print(describe_plan(config, config.run.stages, run_id_for(config, args.run_date, args.run_id)))
+        print(runner.describe_plan(config, run_id=args.run_id, run_date=args.run_date))
         return 0
     check_java()
-    funnel = run_stages(config, config.run.stages, args.run_id, run_date=args.run_date)
+    funnel = runner.run(config, run_id=args.run_id, run_date=args.run_date)
     _print_funnel(funnel, config)
     if args.report:
-        from jobs.report import write_report
+        from jobs.core.report import write_report
 
         print(f"report: {write_report(config, funnel.run_id)}")
     return 0
 
 
-def _cmd_stage(stage: str) -> Callable[[argparse.Namespace], int]:
+def _cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
-        config = load_config(args.config, args.overrides)
+        config = _config(args)
         check_java()
-        funnel = run_stages(config, [stage], args.run_id)
-        _print_funnel(funnel, config)
+        _print_funnel(runner.run(config, [name], run_id=args.run_id), config)
         return 0
 
     return command
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from jobs.spark import get_spark
-    from jobs.tables import open_store
-
-    config = load_config(args.config, args.overrides)
+    config = _config(args)
     check_java()
-    spark = get_spark(config.spark)
-    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
-    for entry in store.history(args.table):
+    for entry in runner.table_history(config, args.table):
         print(f"{entry.version:>5}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.operation:<14} "
               f"run={entry.run_id or '-'}  tag={entry.tag or '-'}")
     return 0
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from jobs.audit import explain
+    from jobs.core.audit import explain
 
-    print(explain(load_config(args.config, args.overrides), args.doc_id))
+    print(explain(_config(args), args.doc_id))
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from jobs.report import write_report
+    from jobs.core.report import write_report
 
-    print(f"report: {write_report(load_config(args.config, args.overrides), args.run)}")
+    print(f"report: {write_report(_config(args), args.run)}")
     return 0
 
 
@@ -215,17 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "write nothing")
     run.set_defaults(handler=_cmd_run)
 
-    for stage in STAGES:
-        stage_parser = commands.add_parser(stage, help=f"run only the {stage} stage")
+    for command, name in STAGE_COMMANDS.items():
+        what = (f"train the fastText {name.removeprefix('train_')} classifier; writes the model and its card"
+                if name.startswith("train_") else f"run only the {name} stage")
+        stage_parser = commands.add_parser(command, aliases=ALIASES.get(command, []), help=what)
         _add_config_arguments(stage_parser)
-        stage_parser.set_defaults(handler=_cmd_stage(stage))
-    for stage, aliases, what in (("train_quality", [], "the fastText quality classifier (train.quality)"),
-                                 ("train_topic", ["train-domain"], "the fastText topic/domain classifier "
-                                                                   "(train.topic)")):
-        stage_parser = commands.add_parser(stage.replace("_", "-"), aliases=aliases,
-                                           help=f"train {what}; writes the model and its JSON card")
-        _add_config_arguments(stage_parser)
-        stage_parser.set_defaults(handler=_cmd_stage(stage))
+        stage_parser.set_defaults(handler=_cmd_stage(name))
 
     history = commands.add_parser("history",
                                   help="print a table's Delta versions and the runs that wrote them")
@@ -264,11 +164,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PreflightError as exc:
         print(f"curate: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT
-
-
-def stage_main(stage: str, argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``spark-submit jobs/<stage>.py --config FILE``."""
-    return main([stage.replace("_", "-"), *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -2,28 +2,19 @@
 
 One Spark task per input file reads it with the readers in :mod:`udfs.readers` (``mapInArrow``), so
 compressed files stream and every record is accounted for: ``records == bronze + quarantine``.
-
-    spark-submit jobs/ingest.py --config conf/cluster.yaml
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-
-if __name__ == "__main__" and not __package__:  # spark-submit jobs/ingest.py from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import functools
+from collections.abc import Iterator
 
 import pyarrow as pa
 
-from jobs import audit
-from jobs.config import Config, ConfigError
-from jobs.ledger import Ledger
-from jobs.stats import StageResult
-from jobs.tables import open_store
-from udfs import storage
+from jobs.core import audit, storage
+from jobs.core.config import Config, ConfigError
+from jobs.core.ledger import unseen_files
+from jobs.core.stage import Stage, StageContext, StageResult
 from udfs.readers import RECORD_SCHEMA, InputFile, ReaderSettings, detect_format, read_file
 
 BRONZE_COLUMNS = ["doc_id", "source", "source_id", "url", "domain", "text", "n_chars", "n_words",
@@ -56,9 +47,9 @@ def resolve_inputs(config: Config) -> list[InputFile]:
     return list(found.values())
 
 
-def check(config: Config, earlier: Sequence[str] = ()) -> None:
+def check(ctx: StageContext) -> None:
     """Fail fast (before Spark starts) when the inputs are missing or ambiguous."""
-    resolve_inputs(config)
+    resolve_inputs(ctx.config)
 
 
 def reader_settings(config: Config) -> ReaderSettings:
@@ -73,42 +64,38 @@ def reader_settings(config: Config) -> ReaderSettings:
         batch_rows=config.ingest.batch_rows,
         raw_preview_chars=config.ingest.raw_preview_chars,
         html_main_content=config.ingest.html_main_content,
-        storage_options=dict(config.input.storage_options),
     )
 
 
-def run(spark, config: Config, run_id: str) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    started = time.monotonic()
+    config, store, tables, run_id = ctx.config, ctx.store, ctx.tables, ctx.run_id
     files = resolve_inputs(config)
     settings = reader_settings(config)
-    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
-    ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
+    opener = functools.partial(storage.open_input, storage_options=dict(config.input.storage_options))
     mode = "append" if config.ingest.incremental else config.ingest.mode
     seen_before = 0
     if config.ingest.incremental:  # a retried run re-reads its own files; their writes are then skipped
-        seen = ledger.seen_files(excluding_run=run_id)
         seen_before = len(files)
-        files = [f for f in files if (f.path, f.size, f.etag) not in seen]
+        files = unseen_files(files, ctx.ledger.ingested_files(), run_id)
         seen_before -= len(files)
 
     def read_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for row in batch.to_pylist():
-                yield from read_file(InputFile(**row), settings)
+                yield from read_file(InputFile(**row), settings, opener)
 
     # Largest files first so the long tasks start early; one task per file.
     ordered = sorted(files, key=lambda f: (-f.size, f.path))
     rows = [(f.path, f.relative_path, f.format, f.size) for f in ordered]
     if not rows:
-        return StageResult(stage="ingest", docs_in=0, docs_out=0, chars_in=0, chars_out=0,
-                           seconds=round(time.monotonic() - started, 2),
+        return StageResult(stage="ingest", docs_in=0, docs_out=0,
                            details={"files": 0, "files_seen_before": seen_before, "input_bytes": 0})
-    file_frame = spark.createDataFrame(
-        spark.sparkContext.parallelize(rows, numSlices=max(1, len(rows))),
+    file_frame = ctx.spark.createDataFrame(
+        ctx.spark.sparkContext.parallelize(rows, numSlices=max(1, len(rows))),
         "path string, relative_path string, format string, size long",
     )
     records = (
@@ -124,17 +111,17 @@ def run(spark, config: Config, run_id: str) -> StageResult:
             .collect()
         }
         bronze = store.write(records.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS),
-                             config.tables.bronze, mode=mode, run_id=run_id)
+                             tables.bronze, mode=mode, run_id=run_id)
         quarantine = store.write(records.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS),
-                                 config.tables.quarantine, mode=mode, run_id=run_id)
-        decisions = audit.record(store, config, audit.decisions(
-            store.read(config.tables.quarantine).where(F.col("run_id") == run_id), "ingest", "quarantined",
+                                 tables.quarantine, mode=mode, run_id=run_id)
+        decisions = audit.record(ctx, audit.decisions(
+            store.read(tables.quarantine).where(F.col("run_id") == run_id), "ingest", "quarantined",
             F.col("reason"), F.concat_ws(" ", F.col("detail"), F.col("input_file"),
-                                         F.col("input_position").cast("string")), run_id), run_id, "ingest")
+                                         F.col("input_position").cast("string")), run_id), "ingest")
     finally:
         records.unpersist()
     if config.ingest.incremental:  # after bronze and quarantine: a crash before this re-reads the files
-        ledger.record_files([(f.path, f.size, f.etag) for f in files], run_id)
+        ctx.ledger.record_files([(f.path, f.size, f.etag) for f in files], run_id)
 
     kept_docs, kept_chars = counts.pop(None, (0, 0))
     drops = {reason: docs for reason, (docs, _chars) in counts.items()}
@@ -145,19 +132,11 @@ def run(spark, config: Config, run_id: str) -> StageResult:
         chars_in=kept_chars,
         chars_out=kept_chars,
         drops=drops,
-        seconds=round(time.monotonic() - started, 2),
-        tables={config.tables.bronze: bronze.version, config.tables.quarantine: quarantine.version,
-                config.tables.decisions: decisions.version},
+        tables={tables.bronze: bronze.version, tables.quarantine: quarantine.version,
+                tables.decisions: decisions.version},
         details={"files": len(files), "files_seen_before": seen_before, "bronze_skipped": bronze.skipped,
                  "input_bytes": sum(f.size for f in files)},
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.cli import stage_main
-
-    return stage_main("ingest", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+STAGE = Stage("ingest", check, run)

@@ -6,8 +6,6 @@
     [--> export: seeded global shuffle into Parquet/JSONL shards]
 
 No ``rand()`` and no ``DataFrame.sample()``: every decision is a function of the document and the seed.
-
-    spark-submit jobs/mix.py --config conf/cluster.yaml
 """
 
 from __future__ import annotations
@@ -16,41 +14,35 @@ import fnmatch
 import json
 import math
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-if __name__ == "__main__" and not __package__:  # spark-submit jobs/mix.py from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.config import Config, ConfigError, PhaseSettings
-from jobs.hashing import unit_uniform
-from jobs.stats import StageResult
-from jobs.tables import TableStore, open_store
-from udfs import storage
-from udfs.mix import (
-    DomainPlan,
-    decompose,
-    load_tokenizer,
-    plan_phase,
-    read_weights_file,
-    temperature_weights,
-    token_count_udf,
-    unimax_weights,
-)
+from jobs.core import storage
+from jobs.core.config import Config, ConfigError, PhaseSettings
+from jobs.core.hashing import unit_uniform
+from jobs.core.models import load_tokenizer
+from jobs.core.pandas_udfs import token_count_udf
+from jobs.core.stage import Stage, StageContext, StageResult
+from jobs.core.tables import TableStore
+from udfs.mix import DomainPlan, decompose, parse_weights, plan_phase, temperature_weights, unimax_weights
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
 MIXTURE_COLUMNS = ["doc_id", "domain", "phase", "copy_index", "n_tokens", "text", "url", "source",
                    "source_id", "sample_order"]
 
 
-def check(config: Config, earlier: Sequence[str] = ()) -> None:
+def read_weights_file(uri: str, storage_options: Mapping[str, str] | None = None) -> dict[str, float]:
+    """A DoReMi/RegMix weights JSON file (local or s3://), see :func:`udfs.mix.parse_weights`."""
+    return parse_weights(json.loads(storage.read_bytes(uri, storage_options).decode("utf-8")), uri)
+
+
+def check(ctx: StageContext) -> None:
+    config = ctx.config
     settings = config.mix
     for phase in settings.phases:
         if phase.weights.mode == "file":
@@ -238,14 +230,12 @@ def _input_versions(store: TableStore, config: Config) -> dict[str, int | None]:
     return {config.mix.input_table: store.version(config.mix.input_table)}
 
 
-def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    started = time.monotonic()
+    config, store, tables, run_id, spark = ctx.config, ctx.store, ctx.tables, ctx.run_id, ctx.spark
     settings = config.mix
-    tables = config.tables
-    store = open_store(spark, config.output.root, tables, config.output.storage_options)
     if not store.exists(settings.input_table):
         raise ConfigError(f"input table '{settings.input_table}' does not exist; run the earlier stages "
                           "first", key="mix.input_table", source=config.source)
@@ -296,7 +286,7 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
                   "(flagged infeasible, other domains unchanged)", file=sys.stderr)
     manifest_version = store.write(spark.createDataFrame(manifest, _MANIFEST_SCHEMA), tables.mix_manifest,
                                    mode="append", run_id=run_id).version
-    run_dir = storage.join(config.output.root, "runs", run_id)
+    run_dir = ctx.run_dir
     details: dict[str, Any] = {"manifest": manifest, "budget_tokens": budget,
                                "available_tokens": total_available,
                                "manifest_json": storage.join(run_dir, "mix_manifest.json")}
@@ -313,7 +303,7 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
     details["mixture_rows"] = sum(int(row["realised_docs"]) for row in manifest)
     return StageResult(stage="mix", docs_in=input_docs, docs_out=used_docs,
                        drops={"not_sampled": input_docs - used_docs} if input_docs > used_docs else {},
-                       chars_in=0, chars_out=0, seconds=round(time.monotonic() - started, 2),
+                       chars_in=0, chars_out=0,
                        tables={tables.mixture: written.version, tables.mix_manifest: manifest_version},
                        details=details)
 
@@ -348,11 +338,4 @@ def _manifest(plans: list[DomainPlan], realised: dict[tuple[str, str], Any], see
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.cli import stage_main
-
-    return stage_main("mix", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+STAGE = Stage("mix", check, run, reads=lambda config: [config.mix.input_table])

@@ -5,66 +5,47 @@ re-tuned with a cheap SQL pass; the filtered table keeps the documents that pass
             --(fastText quality score and topic label in pandas UDFs)
             --(classifier thresholds: absolute, top-k% via percentile_approx, Pareto sampling)-->
       quality_scores (doc_id, all signals and scores, drop_reason) and filtered (kept documents + scores)
-
-    spark-submit jobs/quality.py --config conf/cluster.yaml
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-
-if __name__ == "__main__" and not __package__:  # spark-submit jobs/quality.py from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa
 
-from jobs import audit
-from jobs.config import Config, ConfigError
-from jobs.hashing import unit_uniform
-from jobs.stats import StageResult
-from jobs.tables import open_store
+from jobs.core import audit, models
+from jobs.core.config import Config, ConfigError
+from jobs.core.hashing import unit_uniform
+from jobs.core.models import ScoringModel, read_card
+from jobs.core.pandas_udfs import label_udf, score_udf
+from jobs.core.stage import Stage, StageContext, StageResult
 from udfs import fasttext_models
-from udfs.classifier import ScoringModel, label_udf, read_card, score_udf
-from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
-from udfs.quality import LanguageRules, QualityRules, output_schema, quality_features
+from udfs.quality import QualityRules, output_schema, quality_features
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame
 
 HISTOGRAM_BINS = 10
 
 
 def quality_rules(config: Config) -> QualityRules:
+    """The enabled rules with their thresholds (each threshold's default lives in its udfs dataclass)."""
     settings = config.quality
-    language = settings.language
-    repetition = settings.gopher_repetition
     return QualityRules(
-        language=LanguageRules(model=language.model, model_sha256=language.model_sha256,
-                               keep=tuple(language.keep), min_score=language.min_score,
-                               min_score_by_language=dict(language.min_score_by_language),
-                               storage_options=dict(config.output.storage_options))
-        if language.enabled else None,
-        gopher_quality=GopherQualityThresholds(**settings.gopher_quality.model_dump(exclude={"enabled"}))
-        if settings.gopher_quality.enabled else None,
-        gopher_repetition=GopherRepetitionThresholds(
-            max_dup_para_frac=repetition.max_dup_para_frac,
-            max_dup_para_char_frac=repetition.max_dup_para_char_frac,
-            max_dup_line_frac=repetition.max_dup_line_frac,
-            max_dup_line_char_frac=repetition.max_dup_line_char_frac,
-            max_top_ngram_char_frac=tuple(sorted(repetition.max_top_ngram_char_frac.items())),
-            max_dup_ngram_char_frac=tuple(sorted(repetition.max_dup_ngram_char_frac.items())),
-        ) if repetition.enabled else None,
-        c4=C4Settings(min_sentences=settings.c4.min_sentences,
-                      min_words_per_line=settings.c4.min_words_per_line,
-                      max_word_length=settings.c4.max_word_length) if settings.c4.mode != "off" else None,
+        language=settings.language.build() if settings.language.enabled else None,
+        gopher_quality=settings.gopher_quality.build() if settings.gopher_quality.enabled else None,
+        gopher_repetition=settings.gopher_repetition.build() if settings.gopher_repetition.enabled else None,
+        c4=settings.c4.build() if settings.c4.mode != "off" else None,
         c4_remove_lines=settings.c4.mode == "remove_lines",
-        fineweb=FineWebThresholds(**settings.fineweb.model_dump(exclude={"enabled"}))
-        if settings.fineweb.enabled else None,
+        fineweb=settings.fineweb.build() if settings.fineweb.enabled else None,
     )
+
+
+def language_model(config: Config) -> Any:
+    """The language-ID model, resolved (fetched once from s3:// if need be) and loaded once per process."""
+    language = config.quality.language
+    return models.load(language.model, config.output.storage_options, language.model_sha256)
 
 
 def scoring_model(config: Config, kind: str) -> ScoringModel:
@@ -86,9 +67,10 @@ def scoring_model(config: Config, kind: str) -> ScoringModel:
                         sha256=settings.model_sha256, storage_options=options)
 
 
-def check(config: Config, earlier: Sequence[str] = ()) -> None:
+def check(ctx: StageContext) -> None:
     """A missing or unreadable model fails here, before any Spark work starts (a classifier trained by
     an earlier stage of the same run is checked when that stage has written it)."""
+    config, earlier = ctx.config, ctx.earlier
     quality = config.quality
     wanted = [kind for kind, enabled in (("language", quality.language.enabled),
                                          ("quality", quality.classifier.enabled),
@@ -97,9 +79,7 @@ def check(config: Config, earlier: Sequence[str] = ()) -> None:
     for kind in wanted:
         try:
             if kind == "language":
-                local = fasttext_models.resolve_model(quality.language.model, config.output.storage_options,
-                                                      expected_sha256=quality.language.model_sha256)
-                fasttext_models.load_model(local)
+                language_model(config)
             else:
                 scoring_model(config, kind).load()
         except (fasttext_models.ModelError, ValueError) as exc:
@@ -177,14 +157,12 @@ def _classifier_reasons(scores: DataFrame, config: Config) -> DataFrame:
     return scores
 
 
-def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
+def run(ctx: StageContext) -> StageResult:
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    started = time.monotonic()
-    tables = config.tables
-    store = open_store(spark, config.output.root, tables, config.output.storage_options)
+    config, store, tables, run_id = ctx.config, ctx.store, ctx.tables, ctx.run_id
     rules = quality_rules(config)
     docs = store.read(tables.deduped)
     incremental = config.quality.incremental
@@ -200,8 +178,9 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
         schema = schema.add(field)
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        model = language_model(config) if rules.language is not None else None
         for batch in batches:
-            features = quality_features(batch, rules)
+            features = quality_features(batch, rules, model)
             for field in passed_through:
                 features = features.append_column(field.name, batch.column(field.name))
             yield features
@@ -226,9 +205,8 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
         shown += [F.format_string(f"{name}=%.3f", name) for name in ("lang_score", "quality_score")
                   if name in scores.columns]
         decision = F.when(F.col("drop_reason").isNull(), F.lit("kept")).otherwise(F.lit("dropped"))
-        written[tables.decisions] = audit.record(store, config, audit.decisions(
-            scores, "quality", decision, F.col("drop_reason"), F.concat_ws(" ", *shown), run_id),
-            run_id, "quality")
+        written[tables.decisions] = audit.record(ctx, audit.decisions(
+            scores, "quality", decision, F.col("drop_reason"), F.concat_ws(" ", *shown), run_id), "quality")
         chars_in = docs.agg(F.sum("n_chars")).first()[0] or 0
         chars_out = kept.agg(F.sum("n_chars")).first()[0] or 0
         histograms = {name: _histogram(scores, name)
@@ -250,18 +228,10 @@ def run(spark: SparkSession, config: Config, run_id: str) -> StageResult:
         chars_in=int(chars_in),
         chars_out=int(chars_out),
         drops=dict(sorted(by_reason.items(), key=lambda item: -item[1])),
-        seconds=round(time.monotonic() - started, 2),
         tables={name: result.version for name, result in written.items()},
         details={"histograms": histograms, "languages": counts.get("lang", {}),
                  "topics": counts.get("topic", {}), "quality_cutoffs": cutoffs},
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.cli import stage_main
-
-    return stage_main("quality", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+STAGE = Stage("quality", check, run, reads=lambda config: [config.tables.deduped])

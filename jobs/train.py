@@ -9,38 +9,34 @@ Each writes ``<model>`` and ``<model>.card.json``: data counts, hyper-parameters
 each document's key, so the same inputs and seed give the same training set on any cluster.
 
     curate train-quality --config conf/local.yaml
-    spark-submit jobs/train.py --config conf/cluster.yaml [--kind topic]
+    spark-submit jobs/run.py --stage train_topic --config conf/cluster.yaml
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-if __name__ == "__main__" and not __package__:  # spark-submit jobs/train.py from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import pyarrow as pa
 
-from jobs.config import (
+from jobs.core import storage
+from jobs.core.config import (
     Config,
     ConfigError,
     QualityTrainingSettings,
     TopicTrainingSettings,
     TrainingSource,
 )
-from jobs.hashing import unit_uniform
-from jobs.stats import StageResult
-from jobs.tables import TableStore, open_store
-from udfs import fasttext_models, storage
+from jobs.core.hashing import unit_uniform
+from jobs.core.stage import Stage, StageContext, StageResult
+from jobs.core.tables import TableStore
+from udfs import fasttext_models
 from udfs.classifier import (
     ClassifierNormalization,
     FastTextParams,
@@ -200,7 +196,8 @@ def _check_files(source: TrainingSource, key: str, config: Config) -> None:
             raise ConfigError(f"no training files match {pattern!r}", key=key, source=config.source)
 
 
-def check_quality(config: Config) -> None:
+def check_quality(ctx: StageContext) -> None:
+    config = ctx.config
     positives = config.train.quality.positives
     if positives is None:
         raise ConfigError("train_quality needs train.quality.positives (a table or files of reference text)",
@@ -208,13 +205,12 @@ def check_quality(config: Config) -> None:
     _check_files(positives, "train.quality.positives", config)
 
 
-def run_quality(spark: SparkSession, config: Config, run_id: str) -> StageResult:
+def run_quality(ctx: StageContext) -> StageResult:
     from pyspark.sql import functions as F
 
-    started = time.monotonic()
+    config, spark, store, run_id = ctx.config, ctx.spark, ctx.store, ctx.run_id
     settings = config.train.quality
     assert settings.positives is not None
-    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
     if not store.exists(settings.negatives_table):
         raise ConfigError(f"negatives table '{settings.negatives_table}' does not exist; run ingest first",
                           key="train.quality.negatives_table", source=config.source)
@@ -241,13 +237,14 @@ def run_quality(spark: SparkSession, config: Config, run_id: str) -> StageResult
                     "negatives": {"table": settings.negatives_table,
                                   "version": store.version(settings.negatives_table)}},
     })
-    return _result("train_quality", sample.num_rows, config.training_output("quality"), card, started)
+    return _result("train_quality", sample.num_rows, config.training_output("quality"), card)
 
 
 # -------------------------------------------------------------------------------------------- topic
 
 
-def check_topic(config: Config) -> None:
+def check_topic(ctx: StageContext) -> None:
+    config = ctx.config
     documents = config.train.topic.documents
     if documents is None or not documents.label_field:
         raise ConfigError("train_topic needs train.topic.documents with a label_field",
@@ -255,11 +252,10 @@ def check_topic(config: Config) -> None:
     _check_files(documents, "train.topic.documents", config)
 
 
-def run_topic(spark: SparkSession, config: Config, run_id: str) -> StageResult:
-    started = time.monotonic()
+def run_topic(ctx: StageContext) -> StageResult:
+    config, spark, store, run_id = ctx.config, ctx.spark, ctx.store, ctx.run_id
     settings = config.train.topic
     assert settings.documents is not None and settings.documents.label_field
-    store = open_store(spark, config.output.root, config.tables, config.output.storage_options)
     documents = read_source(spark, store, settings.documents, config_key="train.topic.documents",
                             config_source=config.source, label_field=settings.documents.label_field)
     available = {row["label"]: int(row["count"]) for row in documents.groupBy("label").count().collect()}
@@ -279,31 +275,15 @@ def run_topic(spark: SparkSession, config: Config, run_id: str) -> StageResult:
         "data": {"available": dict(sorted(available.items())), "max_per_label": settings.max_per_label},
         "sources": {"documents": settings.documents.model_dump()},
     })
-    return _result("train_topic", sample.num_rows, config.training_output("topic"), card, started)
+    return _result("train_topic", sample.num_rows, config.training_output("topic"), card)
 
 
-def _result(stage: str, examples: int, target: str, card: ModelCard, started: float) -> StageResult:
-    return StageResult(stage=stage, docs_in=examples, docs_out=examples, chars_in=0, chars_out=0,
-                       seconds=round(time.monotonic() - started, 2),
+def _result(stage: str, examples: int, target: str, card: ModelCard) -> StageResult:
+    return StageResult(stage=stage, docs_in=examples, docs_out=examples,
                        details={"model": target, "card": card_uri(target), "model_sha256": card.model_sha256,
                                 "data": card.data, "metrics": card.metrics})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``spark-submit jobs/train.py --config FILE [--kind quality|topic]``."""
-    from jobs.cli import stage_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    kind = "quality"
-    if "--kind" in args:
-        position = args.index("--kind")
-        kind = args[position + 1] if position + 1 < len(args) else ""
-        del args[position : position + 2]
-    if kind not in ("quality", "topic"):
-        print("jobs/train.py: --kind must be quality or topic", file=sys.stderr)
-        return 2
-    return stage_main(f"train_{kind}", args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+QUALITY = Stage("train_quality", check_quality, run_quality,
+                reads=lambda config: [config.train.quality.negatives_table])
+TOPIC = Stage("train_topic", check_topic, run_topic)

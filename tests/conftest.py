@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import Config, SparkSettings, validate_config
+from jobs.core.config import Config, SparkSettings, validate_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
-    from jobs.spark import get_spark
+    from jobs.core.spark import get_spark
 
     session = get_spark(SparkSettings(
         master="local[2]",
@@ -85,7 +85,7 @@ def s3_server(tmp_path_factory) -> Iterator[dict[str, str]]:
 @pytest.fixture()
 def s3_bucket(s3_server: dict[str, str], request: pytest.FixtureRequest) -> str:
     """A fresh bucket per test; returns its name."""
-    from udfs.storage import s3_client
+    from jobs.core.storage import s3_client
 
     name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
     s3_client(s3_server).create_bucket(Bucket=name)

@@ -70,7 +70,7 @@ def test_missing_or_old_java_stops_with_one_line(tmp_path, java_line, fragment):
     else:
         folder.mkdir()
     env = {"PATH": str(folder), "HOME": str(tmp_path)}
-    for command in ([sys.executable, str(REPO_ROOT / "jobs" / "preflight.py")],
+    for command in ([sys.executable, str(REPO_ROOT / "jobs" / "core" / "preflight.py")],
                     [str(BIN / "curate"), "run", "--config", str(REPO_ROOT / "conf" / "local.yaml")]):
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=60)
         assert result.returncode != 0
@@ -81,14 +81,14 @@ def test_missing_or_old_java_stops_with_one_line(tmp_path, java_line, fragment):
 def test_preflight_accepts_java_17(tmp_path):
     folder = _fake_java(tmp_path / "bin", 'openjdk version "17.0.15" 2025-04-15')
     env = {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "jobs" / "preflight.py")], env=env,
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "jobs" / "core" / "preflight.py")], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.slow
 def test_spark_submit_runs_the_ingest_job_from_a_checkout(tmp_path):
-    """``spark-submit jobs/ingest.py --config FILE``: the same job, launched the cluster way."""
+    """``spark-submit jobs/run.py --stage ingest --config FILE``: the same job, launched the cluster way."""
     spark_submit = shutil.which("spark-submit", path=str(BIN))
     assert spark_submit, "pyspark installs bin/spark-submit"
     (tmp_path / "in").mkdir()
@@ -97,7 +97,8 @@ def test_spark_submit_runs_the_ingest_job_from_a_checkout(tmp_path):
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     result = subprocess.run(
         [spark_submit, "--master", "local[1]", "--conf", "spark.ui.enabled=false",
-         str(REPO_ROOT / "jobs" / "ingest.py"), "--config", str(config), "--run-id", "submitted"],
+         str(REPO_ROOT / "jobs" / "run.py"), "--stage", "ingest", "--config", str(config), "--run-id",
+         "submitted"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from jobs.components import components_in_driver, components_with_stars, connected_components
-from jobs.config import ComponentsSettings
+from jobs.core.components import components_in_driver, components_with_stars, connected_components
+from jobs.core.config import ComponentsSettings
 
 STAR_ONLY = ComponentsSettings(driver_max_edges=0)
 

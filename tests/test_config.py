@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.config import ConfigError, apply_overrides, load_config, parse_override
+from jobs.core.config import ConfigError, apply_overrides, load_config, parse_override
 from tests.conftest import REPO_ROOT
 
 VALID = {"input": {"paths": ["data/*.jsonl"]}, "output": {"root": "out"}}

@@ -11,9 +11,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs import dedup
-from jobs.config import ConfigError
+from jobs.core.config import ConfigError
+from jobs.core.tables import open_store
 from jobs.ingest import BRONZE_COLUMNS
-from jobs.tables import open_store
+from jobs.runner import stage_context
 from tests.conftest import make_config
 
 BRONZE_SCHEMA = ("doc_id string, source string, source_id string, url string, domain string, text string, "
@@ -78,7 +79,7 @@ def _duplicates(store) -> dict[str, tuple[str, str, float]]:
 def test_exact_and_near_duplicates_are_removed_and_explained(spark, tmp_path):
     rows, fate = _corpus()
     config, store = _setup(spark, tmp_path, rows)
-    result = dedup.run(spark, config, run_id="d1")
+    result = dedup.run(stage_context(config, "d1", spark))
 
     removed = _duplicates(store)
     assert {doc for doc, f in fate.items() if f != "kept"} == set(removed)
@@ -102,7 +103,7 @@ def test_output_is_identical_regardless_of_partitioning(spark, tmp_path):
     for partitions, shuffle in ((1, 2), (7, 9)):
         spark.conf.set("spark.sql.shuffle.partitions", str(shuffle))
         config, store = _setup(spark, tmp_path / f"p{partitions}", rows, partitions=partitions)
-        dedup.run(spark, config, run_id="d")
+        dedup.run(stage_context(config, "d", spark))
         outcomes.append((_duplicates(store), sorted(r.doc_id for r in store.read("deduped").collect())))
     spark.conf.set("spark.sql.shuffle.partitions", "4")
     assert outcomes[0] == outcomes[1]
@@ -113,7 +114,7 @@ def test_keep_earliest_crawl(spark, tmp_path):
     base = " ".join(_words(rng, 100))
     rows = [_row("a", base, day=9), _row("b", base, day=2), _row("c", base + " extra", day=5)]
     config, store = _setup(spark, tmp_path, rows, keep="earliest_crawl")
-    dedup.run(spark, config, run_id="d")
+    dedup.run(stage_context(config, "d", spark))
     removed = _duplicates(store)
     assert set(removed) == {"a", "c"} and {keeper for keeper, _, _ in removed.values()} == {"b"}
 
@@ -121,7 +122,7 @@ def test_keep_earliest_crawl(spark, tmp_path):
 def test_highest_quality_needs_scores(spark, tmp_path):
     config, _ = _setup(spark, tmp_path, [_row("a", "some words here and there")], keep="highest_quality")
     with pytest.raises(ConfigError, match="quality_score"):
-        dedup.run(spark, config, run_id="d")
+        dedup.run(stage_context(config, "d", spark))
 
 
 def test_one_huge_cluster(spark, tmp_path):
@@ -129,7 +130,7 @@ def test_one_huge_cluster(spark, tmp_path):
     base = _words(rng, 300)
     rows = [_row(f"v{index:04d}", " ".join(_edit(base, 1, rng))) for index in range(400)]
     config, store = _setup(spark, tmp_path, rows, partitions=4)
-    result = dedup.run(spark, config, run_id="d")
+    result = dedup.run(stage_context(config, "d", spark))
     assert result.docs_out == 1
     assert result.drops["near_duplicate"] + result.drops.get("exact_duplicate", 0) == 399
     assert {keeper for keeper, _, _ in _duplicates(store).values()} == {"v0000"}
@@ -141,7 +142,7 @@ def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
     old_texts = {f"old{i}": _words(rng, 120) for i in range(5)}
     config, store = _setup(spark, tmp_path, [_row(k, " ".join(v)) for k, v in old_texts.items()])
     incremental = config.model_copy(update={"dedup": config.dedup.model_copy(update={"incremental": True})})
-    first = dedup.run(spark, incremental, run_id="night1")  # the first night: no outputs or indexes yet
+    first = dedup.run(stage_context(incremental, "night1", spark))  # the first night: nothing earlier
     assert first.docs_out == 5
 
     pair = _words(rng, 120)
@@ -153,7 +154,7 @@ def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
         _row("new-unique", " ".join(_words(rng, 120))),
     ]
     store.write(spark.createDataFrame(night2, BRONZE_SCHEMA), "bronze", mode="append", run_id="ingest2")
-    second = dedup.run(spark, incremental, run_id="night2")
+    second = dedup.run(stage_context(incremental, "night2", spark))
 
     assert second.docs_in == 5  # only the new documents were hashed and judged
     removed = _duplicates(store)
@@ -165,18 +166,18 @@ def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
     assert store.read("dedup_exact_index").count() == 7
     assert store.read("dedup_signature_index").where(F.col("run_id") == "night2").count() == 2
 
-    third = dedup.run(spark, incremental, run_id="night3")  # nothing new
+    third = dedup.run(stage_context(incremental, "night3", spark))  # nothing new
     assert third.docs_in == 0 and third.docs_out == 0
 
 
 def test_index_built_with_other_settings_is_refused(spark, tmp_path):
     rows, _ = _corpus(seed=3)
     config, _ = _setup(spark, tmp_path, rows[:10])
-    dedup.run(spark, config, run_id="d1")
+    dedup.run(stage_context(config, "d1", spark))
     changed = config.model_copy(update={"dedup": config.dedup.model_copy(update={
         "incremental": True, "minhash": config.dedup.minhash.model_copy(update={"num_perm": 64})})})
     with pytest.raises(ConfigError, match="index was built with"):
-        dedup.run(spark, changed, run_id="d2")
+        dedup.run(stage_context(changed, "d2", spark))
 
 
 def test_verification_threshold_allows_for_estimate_noise():

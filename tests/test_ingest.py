@@ -9,10 +9,11 @@ import pytest
 from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
-from jobs import ingest
-from jobs.cli import run_stages
-from jobs.config import ConfigError
-from jobs.tables import open_store
+from jobs import ingest, runner
+from jobs.core.config import ConfigError
+from jobs.core.stage import StageContext
+from jobs.core.tables import open_store
+from jobs.runner import stage_context
 from tests import inputs
 from tests.conftest import make_config
 
@@ -44,7 +45,7 @@ def _by_file_and_reason(frame) -> dict[tuple[str, str | None], int]:
 
 def test_bronze_plus_quarantine_equals_input_records_per_format_and_kind(spark, corpus):
     config = _config(corpus)
-    result = ingest.run(spark, config, run_id="run-a")
+    result = ingest.run(stage_context(config, "run-a", spark))
     store = open_store(spark, config.output.root, config.tables)
     bronze, quarantine = store.read("bronze"), store.read("quarantine")
 
@@ -68,7 +69,7 @@ def test_bronze_plus_quarantine_equals_input_records_per_format_and_kind(spark, 
 
 def test_bronze_schema_and_values(spark, corpus):
     config = _config(corpus)
-    ingest.run(spark, config, run_id="run-b")
+    ingest.run(stage_context(config, "run-b", spark))
     bronze = open_store(spark, config.output.root, config.tables).read("bronze")
     assert bronze.columns == ingest.BRONZE_COLUMNS
     assert bronze.select("doc_id").distinct().count() == bronze.count()
@@ -81,8 +82,8 @@ def test_bronze_schema_and_values(spark, corpus):
 
 def test_rerun_with_the_same_run_id_does_not_duplicate(spark, corpus):
     config = _config(corpus, mode="append")
-    first = ingest.run(spark, config, run_id="nightly")
-    second = ingest.run(spark, config, run_id="nightly")
+    first = ingest.run(stage_context(config, "nightly", spark))
+    second = ingest.run(stage_context(config, "nightly", spark))
     store = open_store(spark, config.output.root, config.tables)
     assert second.details["bronze_skipped"] is True
     assert store.read("bronze").count() == first.docs_out
@@ -92,7 +93,7 @@ def test_rerun_with_the_same_run_id_does_not_duplicate(spark, corpus):
 def test_missing_inputs_are_a_config_error(tmp_path):
     config = make_config(tmp_path, input={"paths": [str(tmp_path / "nothing" / "*.jsonl")]})
     with pytest.raises(ConfigError, match=r"key 'input.paths'.*no input files match"):
-        ingest.check(config)
+        ingest.check(StageContext(config, "check"))
 
 
 def test_colliding_relative_paths_are_a_config_error(tmp_path):
@@ -102,12 +103,12 @@ def test_colliding_relative_paths_are_a_config_error(tmp_path):
     config = make_config(tmp_path, input={"paths": [str(tmp_path / "x" / "*.jsonl"),
                                                     str(tmp_path / "y" / "*.jsonl")]})
     with pytest.raises(ConfigError, match="doc ids would collide"):
-        ingest.check(config)
+        ingest.check(StageContext(config, "check"))
 
 
 def test_run_stages_writes_the_funnel(spark, corpus):
     config = _config(corpus)
-    funnel = run_stages(config, ["ingest"], run_id="funnel-run", spark=spark)
+    funnel = runner.run(config, ["ingest"], run_id="funnel-run", spark=spark)
     saved = json.loads((Path(config.output.root) / "runs" / "funnel-run" / "funnel.json").read_text())
     assert saved["run_id"] == "funnel-run" and saved["stages"][0]["stage"] == "ingest"
     stage = saved["stages"][0]

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from jobs import mix
-from jobs.tables import open_store
+from jobs.core.tables import open_store
+from jobs.runner import stage_context
 from tests.conftest import make_config
 
 FILTERED_SCHEMA = "doc_id string, text string, n_chars int, url string, source string, domain string"
@@ -54,7 +55,7 @@ def test_token_targets_are_met_within_half_a_percent(spark, tmp_path):
                "forum": available["forum"] * 0.25 / budget}
     config, store = _setup(spark, tmp_path, total_tokens=budget,
                            phases=[{"name": "main", "weights": {"mode": "explicit", "values": weights}}])
-    result = mix.run(spark, config, run_id="m1")
+    result = mix.run(stage_context(config, "m1", spark))
     manifest = _manifest(result)
     for domain in ("news", "wiki", "forum"):
         row = manifest[("main", domain)]
@@ -77,12 +78,12 @@ def test_rerun_and_repartitioning_give_the_same_mixture(spark, tmp_path):
     phases = [{"name": "main", "fraction": 0.8, "weights": {"mode": "temperature", "temperature": 3.0}},
               {"name": "anneal", "fraction": 0.2, "weights": {"mode": "explicit", "values": {"wiki": 1.0}}}]
     config, store = _setup(spark, tmp_path / "a", partitions=3, phases=phases)
-    mix.run(spark, config, run_id="r1")
+    mix.run(stage_context(config, "r1", spark))
     first = _mixture(store)
-    mix.run(spark, config, run_id="r2")
+    mix.run(stage_context(config, "r2", spark))
     assert _mixture(store) == first
     other_config, other_store = _setup(spark, tmp_path / "b", partitions=50, phases=phases)
-    mix.run(spark, other_config, run_id="r3")
+    mix.run(stage_context(other_config, "r3", spark))
     assert _mixture(other_store) == first
     assert {row[1] for row in first} == {"main", "anneal"}
 
@@ -90,7 +91,7 @@ def test_rerun_and_repartitioning_give_the_same_mixture(spark, tmp_path):
 def test_infeasible_target_is_capped_flagged_and_not_renormalised(spark, tmp_path, capsys):
     config, _ = _setup(spark, tmp_path, max_epochs=2.0, phases=[
         {"name": "main", "weights": {"mode": "explicit", "values": {"tiny": 0.5, "news": 0.5}}}])
-    result = mix.run(spark, config, run_id="m-cap")
+    result = mix.run(stage_context(config, "m-cap", spark))
     manifest = _manifest(result)
     tiny, news = manifest[("main", "tiny")], manifest[("main", "news")]
     assert not tiny["feasible"] and tiny["cap_bound"]
@@ -102,7 +103,7 @@ def test_infeasible_target_is_capped_flagged_and_not_renormalised(spark, tmp_pat
 def test_export_writes_deterministic_shuffled_shards(spark, tmp_path):
     config, store = _setup(spark, tmp_path, export={"enabled": True, "shard_docs": 400, "format": "jsonl",
                                                     "metadata_conditioning": True})
-    first = mix.run(spark, config, run_id="e1").details["export"]
+    first = mix.run(stage_context(config, "e1", spark)).details["export"]
     rows = store.read("mixture").count()
     assert first["rows"] == rows and sum(count for _, count, _ in first["files"]) == rows
     assert first["shards"] == -(-rows // 400)
@@ -110,19 +111,19 @@ def test_export_writes_deterministic_shuffled_shards(spark, tmp_path):
     contents = shard.read_text()
     assert contents.splitlines()[0].startswith('{"doc_id"') and "https://" in contents
     config.mix.export.path = str(tmp_path / "again")
-    mix.run(spark, config, run_id="e2")
+    mix.run(stage_context(config, "e2", spark))
     assert (tmp_path / "again" / first["files"][0][0]).read_text() == contents
 
 
 def test_domain_from_a_column_and_missing_column_is_a_config_error(spark, tmp_path):
-    from jobs.config import ConfigError
+    from jobs.core.config import ConfigError
 
     config, _ = _setup(spark, tmp_path, domains={"column": "source"})
-    result = mix.run(spark, config, run_id="col")
+    result = mix.run(stage_context(config, "col", spark))
     assert {row["domain"] for row in result.details["manifest"]} == {"crawl"}
     config.mix.domains.column = "topic"
     with pytest.raises(ConfigError, match="no column 'topic'"):
-        mix.run(spark, config, run_id="col2")
+        mix.run(stage_context(config, "col2", spark))
 
 
 def test_tokenizer_counts_and_dataset_decomposition(spark, tmp_path):
@@ -139,7 +140,7 @@ def test_tokenizer_counts_and_dataset_decomposition(spark, tmp_path):
                    "shard_docs": 15}})
     store = open_store(spark, config.output.root, config.tables)
     store.write(spark.createDataFrame(rows, FILTERED_SCHEMA), "filtered", mode="overwrite", run_id="seed")
-    result = mix.run(spark, config, run_id="tok")
+    result = mix.run(stage_context(config, "tok", spark))
     tokens = {row.doc_id: row.n_tokens for row in store.read("mixture").collect()}
     assert tokens["d007"] == 21 and len(tokens) == 40  # exact counts; budget = all tokens, one copy each
     buckets = result.details["export"]["buckets"]

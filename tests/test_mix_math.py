@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from jobs.core.models import load_tokenizer
+from jobs.mix import read_weights_file
 from udfs import mix
 
 
@@ -61,7 +63,7 @@ def test_weights_must_be_usable():
 def test_weights_file_formats(tmp_path, payload):
     path = tmp_path / "weights.json"
     path.write_text(json.dumps(payload))
-    assert mix.read_weights_file(str(path)) == {"a": 0.25, "b": 0.75}
+    assert read_weights_file(str(path)) == {"a": 0.25, "b": 0.75}
 
 
 def test_token_estimate_and_tokenizer_counts(tmp_path):
@@ -73,7 +75,7 @@ def test_token_estimate_and_tokenizer_counts(tmp_path):
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     path = tmp_path / "tokenizer.json"
     tokenizer.save(str(path))
-    loaded = mix.load_tokenizer(str(path))
+    loaded = load_tokenizer(str(path))
     assert mix.count_tokens(["the cat sat", "", None, "the dog"], loaded).tolist() == [3, 0, 0, 2]
 
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from jobs.audit import explain
-from jobs.cli import run_stages
-from jobs.plan import describe_plan
-from jobs.progress import progress_line
-from jobs.report import write_report
-from jobs.stats import Funnel
-from jobs.tables import TableStore, open_store
+from jobs import runner
+from jobs.core.audit import explain
+from jobs.core.funnel import Funnel
+from jobs.core.progress import progress_line
+from jobs.core.report import write_report
+from jobs.core.tables import TableStore, open_store
 from tests.conftest import make_config
 from udfs.demo_corpus import DemoSpec, write_demo_corpus
 
@@ -50,7 +49,7 @@ def _ledger(store: TableStore) -> list[dict]:
 def _run(nights: Nights, label: str, date: str) -> None:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        nights.funnels[label] = run_stages(nights.config, STAGES, spark=nights.store.spark, run_date=date)
+        nights.funnels[label] = runner.run(nights.config, STAGES, spark=nights.store.spark, run_date=date)
     nights.output[label] = printed.getvalue()
 
 
@@ -175,9 +174,9 @@ def test_report_writes_a_page_with_plots(nights):
 def test_dry_run_plans_without_writing(nights):
     store, config = nights.store, nights.config
     versions = {name: store.version(name) for name in ("bronze", "run_ledger", "decisions")}
-    finished = describe_plan(config, STAGES, NIGHT_3)
+    finished = runner.describe_plan(config, STAGES, NIGHT_3)
     assert "all finished" in finished and "bronze           version" in finished
-    fresh = describe_plan(config, STAGES, "nightly-2026-11-04")
+    fresh = runner.describe_plan(config, STAGES, "nightly-2026-11-04")
     assert "stages: ingest -> dedup -> quality -> mix" in fresh
     assert "0 new files" in fresh and "3 ingested before" in fresh
     assert {name: store.version(name) for name in versions} == versions

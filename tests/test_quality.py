@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from jobs import quality
-from jobs.config import ConfigError
-from jobs.tables import open_store
+from jobs.core.config import ConfigError
+from jobs.core.stage import StageContext
+from jobs.core.tables import open_store
+from jobs.runner import stage_context
 from tests.conftest import make_config
 from tests.test_dedup import BRONZE_SCHEMA, _row
 
@@ -35,7 +37,7 @@ def test_scores_and_filtered_tables(spark, tmp_path):
             _row("repeated", "\n".join([GOOD] * 4)),
             _row("nav", "\n".join(["Home | About | Contact", "Menu", "Log in", "Share"] * 5 + [GOOD]))]
     store = _store_docs(spark, config, rows)
-    result = quality.run(spark, config, run_id="q1")
+    result = quality.run(stage_context(config, "q1", spark))
 
     reasons = {row.doc_id: row.drop_reason for row in store.read("quality_scores").collect()}
     assert reasons["good"] is None
@@ -56,7 +58,7 @@ def test_c4_line_removal_rewrites_kept_text(spark, tmp_path):
     config = _config(tmp_path, c4={"mode": "remove_lines"}, fineweb={"enabled": False})
     text = "Accept cookies\n" + GOOD + "\nPlease enable JavaScript to continue."
     store = _store_docs(spark, config, [_row("page", text)])
-    quality.run(spark, config, run_id="q1")
+    quality.run(stage_context(config, "q1", spark))
     kept = store.read("filtered").first()
     assert kept.text == GOOD and kept.n_chars == len(GOOD)
     row = store.read("quality_scores").first()
@@ -66,4 +68,4 @@ def test_c4_line_removal_rewrites_kept_text(spark, tmp_path):
 def test_missing_model_fails_before_spark(tmp_path):
     config = _config(tmp_path, language={"model": str(tmp_path / "missing.ftz")})
     with pytest.raises(ConfigError, match=r"quality\.language\.model.*model file not found"):
-        quality.check(config)
+        quality.check(StageContext(config, "check"))

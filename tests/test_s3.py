@@ -8,12 +8,12 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from jobs import ingest
-from jobs.cli import run_stages
-from jobs.config import TableSettings, validate_config
-from jobs.tables import open_store
+from jobs import ingest, runner
+from jobs.core import storage
+from jobs.core.config import TableSettings, validate_config
+from jobs.core.stage import StageContext
+from jobs.core.tables import open_store
 from tests import inputs
-from udfs import storage
 
 
 def test_embedded_tables_on_s3(spark, s3_server, s3_bucket):
@@ -37,8 +37,8 @@ def test_ingest_reads_from_and_writes_to_s3(spark, s3_server, s3_bucket, tmp_pat
         "output": {"root": f"s3://{s3_bucket}/curated", "storage_options": s3_server},
         "ingest": {"max_text_bytes": inputs.MAX_TEXT_BYTES},
     })
-    ingest.check(config)
-    funnel = run_stages(config, ["ingest"], run_id="s3-run", spark=spark)
+    ingest.check(StageContext(config, "check"))
+    funnel = runner.run(config, ["ingest"], run_id="s3-run", spark=spark)
     kinds = [k for k, _ in inputs.JSONL_LINES]
     stage = funnel.stages[0]
     assert stage.docs_in == 2 * len(kinds) and stage.docs_out == 2 * kinds.count("document")
@@ -54,8 +54,8 @@ def test_ingest_reads_from_and_writes_to_s3(spark, s3_server, s3_bucket, tmp_pat
 def test_full_pipeline_on_s3(spark, s3_server, s3_bucket, tmp_path):
     """Input, Delta tables, models with their cards, the run folder, export shards and the report all on
     S3; the classifiers are trained from a Delta table on S3 within the same run."""
-    from jobs.audit import explain
-    from jobs.report import write_report
+    from jobs.core.audit import explain
+    from jobs.core.report import write_report
     from udfs.demo_corpus import DemoSpec, reference_page, write_demo_corpus
 
     spec = DemoSpec(docs=300, seed=9, shard_docs=150, reference_docs=300, workers=1)
@@ -82,7 +82,7 @@ def test_full_pipeline_on_s3(spark, s3_server, s3_bucket, tmp_path):
         "quality": {"classifier": {"enabled": True}, "topic_classifier": {"enabled": True}},
         "mix": {"domains": {"column": "topic"}, "export": {"enabled": True, "shard_docs": 100}},
     }, source="test")
-    funnel = run_stages(config, config.run.stages, spark=spark, run_date="2026-11-21")
+    funnel = runner.run(config, config.run.stages, spark=spark, run_date="2026-11-21")
     assert [stage.stage for stage in funnel.stages] == config.run.stages
     assert all(stage.reconciles() for stage in funnel.stages)
 

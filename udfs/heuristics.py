@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -151,9 +151,10 @@ class GopherRepetitionThresholds:
     max_dup_para_char_frac: float = 0.2
     max_dup_line_frac: float = 0.3
     max_dup_line_char_frac: float = 0.2
-    max_top_ngram_char_frac: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
-    max_dup_ngram_char_frac: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+    max_top_ngram_char_frac: dict[int, float] = field(
+        default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    max_dup_ngram_char_frac: dict[int, float] = field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
 
 
 def _duplicates(elements: list[str]) -> tuple[int, int]:
@@ -229,9 +230,9 @@ def gopher_repetition_reasons(signals: pa.Table, limits: GopherRepetitionThresho
               ("gopher_dup_line_frac", "dup_line_frac", limits.max_dup_line_frac),
               ("gopher_dup_line_char_frac", "dup_line_char_frac", limits.max_dup_line_char_frac)]
     checks += [(f"gopher_top_{n}gram", f"top_{n}gram_char_frac", limit)
-               for n, limit in limits.max_top_ngram_char_frac]
+               for n, limit in sorted(limits.max_top_ngram_char_frac.items())]
     checks += [(f"gopher_dup_{n}gram", f"dup_{n}gram_char_frac", limit)
-               for n, limit in limits.max_dup_ngram_char_frac]
+               for n, limit in sorted(limits.max_dup_ngram_char_frac.items())]
     masks = [(rule, signals.column(column).to_numpy() > limit) for rule, column, limit in checks]
     return first_failing(masks, signals.num_rows)
 

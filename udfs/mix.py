@@ -8,17 +8,13 @@ hash rank, which is what makes realised proportions match targets to within one 
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
-
-from udfs import storage
 
 ESTIMATE_CHARS_PER_TOKEN = 4.0  # English web text with GPT-2/Llama-style BPE: ~4 characters per token
 
@@ -64,10 +60,9 @@ def unimax_weights(tokens: Mapping[str, float], budget: float, max_epochs: float
     return normalized(allocation) if sum(allocation.values()) > 0 else allocation
 
 
-def read_weights_file(uri: str, storage_options: Mapping[str, str] | None = None) -> dict[str, float]:
-    """Domain weights from a DoReMi/RegMix-style JSON file: ``{"domain": weight}``, or the same map under
-    ``domain_weights``/``weights``, or a list of ``{"domain": ..., "weight": ...}``."""
-    data: Any = json.loads(storage.read_bytes(uri, storage_options).decode("utf-8"))
+def parse_weights(data: Any, source: str = "weights") -> dict[str, float]:
+    """Domain weights from a parsed DoReMi/RegMix-style JSON document: ``{"domain": weight}``, or the same
+    map under ``domain_weights``/``weights``, or a list of ``{"domain": ..., "weight": ...}``."""
     if isinstance(data, dict):
         for key in ("domain_weights", "weights"):
             if isinstance(data.get(key), dict | list):
@@ -76,7 +71,7 @@ def read_weights_file(uri: str, storage_options: Mapping[str, str] | None = None
     if isinstance(data, list):
         data = {str(row["domain"]): row["weight"] for row in data}
     if not isinstance(data, dict) or not data:
-        raise ValueError(f"{uri}: expected a JSON map of domain -> weight")
+        raise ValueError(f"{source}: expected a JSON map of domain -> weight")
     return {str(name): float(value) for name, value in data.items()}
 
 
@@ -129,39 +124,11 @@ def plan_phase(phase: str, available: Mapping[str, tuple[int, int]], weights: Ma
 # --------------------------------------------------------------------------------------- tokenizer
 
 
-_TOKENIZERS: dict[str, Any] = {}
-
-
-def load_tokenizer(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
-    """A Hugging Face ``tokenizers`` JSON file (local path or s3://), loaded once per process."""
-    tokenizer = _TOKENIZERS.get(uri)
-    if tokenizer is None:
-        from tokenizers import Tokenizer
-
-        tokenizer = _TOKENIZERS[uri] = Tokenizer.from_str(storage.read_bytes(uri, storage_options).decode())
-    return tokenizer
-
-
 def count_tokens(texts: pa.Array | list[str | None], tokenizer: Any) -> np.ndarray:
     """Exact token counts of the training tokenizer (no special tokens), batched in Rust."""
     values = texts.fill_null("").to_pylist() if isinstance(texts, pa.Array) else [t or "" for t in texts]
     encodings = tokenizer.encode_batch(values, add_special_tokens=False)
     return np.fromiter((len(encoding.ids) for encoding in encodings), dtype=np.int64, count=len(values))
-
-
-def token_count_udf(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
-    """pandas UDF: text -> token count with the tokenizer at ``uri`` (loaded once per worker)."""
-    from pyspark.sql.functions import pandas_udf
-
-    options = dict(storage_options or {})
-
-    @pandas_udf("long")  # type: ignore[call-overload]
-    def n_tokens(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
-        tokenizer = load_tokenizer(uri, options)
-        for texts in batches:
-            yield pd.Series(count_tokens(pa.array(texts, type=pa.string(), from_pandas=True), tokenizer))
-
-    return n_tokens
 
 
 # ----------------------------------------------------------------------------- dataset decomposition

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,12 +32,18 @@ from udfs.heuristics import (
 
 @dataclass(frozen=True)
 class LanguageRules:
-    model: str = fasttext_models.DEFAULT_LID_MODEL
-    model_sha256: str | None = None
-    keep: tuple[str, ...] = ("en",)
+    """Which languages stay, and how sure language ID must be (per language where given)."""
+
+    keep: tuple[str, ...] = ("en",)  # empty keeps every language
     min_score: float = 0.65
     min_score_by_language: Mapping[str, float] = field(default_factory=dict)
-    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+
+class _ProbeModel:
+    """Stands in for the language-ID model when only the output schema is asked for."""
+
+    def predict(self, texts: list[str], k: int = 1) -> tuple[list[list[str]], list[list[float]]]:
+        return [["__label__en"] for _ in texts], [[1.0] for _ in texts]
 
 
 @dataclass(frozen=True)
@@ -68,18 +75,20 @@ def _first(reason_lists: list[list[str | None]], size: int) -> list[str | None]:
     return result
 
 
-def quality_features(batch: pa.RecordBatch, rules: QualityRules) -> pa.RecordBatch:
-    """Signals and the first failing rule for each document of ``batch`` (columns doc_id, text)."""
+def quality_features(batch: pa.RecordBatch, rules: QualityRules,
+                     language_model: Any = None) -> pa.RecordBatch:
+    """Signals and the first failing rule for each document of ``batch`` (columns doc_id, text).
+
+    ``language_model`` is the loaded fastText language-ID model, needed when ``rules.language`` is set."""
     texts = batch.column("text")
     size = len(texts)
     columns: dict[str, pa.Array] = {"doc_id": batch.column("doc_id")}
     reason_lists: list[list[str | None]] = []
 
     if rules.language is not None:
-        local = fasttext_models.resolve_model(rules.language.model, rules.language.storage_options,
-                                              expected_sha256=rules.language.model_sha256)
-        model = fasttext_models.load_model(local)
-        langs, scores = fasttext_models.predict_top(model, texts.fill_null("").to_pylist())
+        if language_model is None:
+            raise ValueError("language rules need the language-ID model")
+        langs, scores = fasttext_models.predict_top(language_model, texts.fill_null("").to_pylist())
         columns["lang"] = pa.array(langs, type=pa.string())
         columns["lang_score"] = pa.array(scores, type=pa.float64())
         reason_lists.append(language_reasons(langs, scores, rules.language))
@@ -116,4 +125,4 @@ def output_schema(rules: QualityRules) -> pa.Schema:
     """The schema :func:`quality_features` produces for these rules (asked of a one-row batch)."""
     probe = pa.RecordBatch.from_pydict({"doc_id": pa.array(["probe"]),
                                         "text": pa.array(["The probe text is here."])})
-    return quality_features(probe, rules).schema
+    return quality_features(probe, rules, _ProbeModel()).schema

@@ -15,10 +15,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
+import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -26,7 +26,6 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from udfs import storage
 from udfs.text import char_counts, content_hashes, nfc, stable_ids, url_hosts, word_counts
 
 RECORD_SCHEMA = pa.schema(
@@ -64,6 +63,12 @@ REASONS = {
 
 FORMATS = ("jsonl", "parquet", "warc")
 
+Opener = Callable[[str], IO[bytes]]
+
+
+def open_local(path: str) -> IO[bytes]:
+    return open(path, "rb")
+
 
 def detect_format(path: str) -> str:
     name = path.lower()
@@ -90,7 +95,6 @@ class ReaderSettings:
     batch_rows: int = 2048
     raw_preview_chars: int = 500
     html_main_content: bool = True
-    storage_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,11 +267,12 @@ def _parse_json_line(line: bytes) -> tuple[Any, str | None, str | None]:
             return None, "invalid_json", str(fast_error)
 
 
-def read_jsonl(source_file: InputFile, settings: ReaderSettings) -> Iterator[pa.RecordBatch]:
+def read_jsonl(source_file: InputFile, settings: ReaderSettings,
+               opener: Opener = open_local) -> Iterator[pa.RecordBatch]:
     batch = _Batch(settings, source_file)
     line_number = 0
     try:
-        with storage.open_input(source_file.path, settings.storage_options) as raw:
+        with opener(source_file.path) as raw:
             stream = _decompressed(raw, source_file.path)
             for line_number, line in enumerate(stream, start=1):
                 stripped = line.rstrip(b"\r\n")
@@ -299,23 +304,27 @@ def read_jsonl(source_file: InputFile, settings: ReaderSettings) -> Iterator[pa.
 # --------------------------------------------------------------------------------------------- Parquet
 
 
-def _local_copy(path: str, settings: ReaderSettings) -> tuple[str, bool]:
-    if not storage.is_s3(path):
-        return path, False
-    handle, local = tempfile.mkstemp(suffix=".parquet", prefix="curate-in-")
-    os.close(handle)
-    storage.download(path, local, settings.storage_options)
-    return local, True
+def _seekable_copy(stream: IO[bytes]) -> IO[bytes]:
+    """Parquet needs random access: a stream that cannot seek (an S3 body) is spooled to a temp file."""
+    if stream.seekable():
+        return stream
+    spooled = tempfile.TemporaryFile(prefix="curate-in-")  # noqa: SIM115 (the caller closes it)
+    with stream:
+        shutil.copyfileobj(stream, spooled, 1 << 20)
+    spooled.seek(0)
+    return spooled
 
 
-def read_parquet(source_file: InputFile, settings: ReaderSettings) -> Iterator[pa.RecordBatch]:
+def read_parquet(source_file: InputFile, settings: ReaderSettings,
+                 opener: Opener = open_local) -> Iterator[pa.RecordBatch]:
     import pyarrow.parquet as pq
 
-    local, temporary = _local_copy(source_file.path, settings)
     row = 0
     batch = _Batch(settings, source_file)
+    handle: IO[bytes] | None = None
     try:
-        parquet = pq.ParquetFile(local)
+        handle = _seekable_copy(opener(source_file.path))
+        parquet = pq.ParquetFile(handle)
         names = set(parquet.schema_arrow.names)
         wanted = [name for name in (settings.text_field, settings.url_field, settings.id_field,
                                     settings.crawl_time_field) if name and name in names]
@@ -342,8 +351,8 @@ def read_parquet(source_file: InputFile, settings: ReaderSettings) -> Iterator[p
     except (OSError, ValueError, pa.ArrowException) as exc:
         batch.quarantine(row, "unreadable_file", f"{type(exc).__name__}: {exc}", None)
     finally:
-        if temporary:
-            os.remove(local)
+        if handle is not None:
+            handle.close()
     if len(batch):
         yield batch.to_arrow()
 
@@ -381,14 +390,15 @@ def _parquet_texts(column: pa.Array | None, rows: int) -> list[Any]:
 # ------------------------------------------------------------------------------------------------ WARC
 
 
-def read_warc(source_file: InputFile, settings: ReaderSettings) -> Iterator[pa.RecordBatch]:
+def read_warc(source_file: InputFile, settings: ReaderSettings,
+              opener: Opener = open_local) -> Iterator[pa.RecordBatch]:
     from fastwarc.warc import ArchiveIterator, WarcRecordType
 
     wanted = WarcRecordType.response | WarcRecordType.conversion | WarcRecordType.resource
     batch = _Batch(settings, source_file)
     position = 0
     try:
-        with storage.open_input(source_file.path, settings.storage_options) as raw:
+        with opener(source_file.path) as raw:
             for record in ArchiveIterator(raw, record_types=wanted, parse_http=True):
                 position = int(record.stream_pos)
                 url = record.headers.get("WARC-Target-URI")
@@ -441,8 +451,11 @@ def _warc_text(record: Any, payload: bytes,
 READERS = {"jsonl": read_jsonl, "parquet": read_parquet, "warc": read_warc}
 
 
-def read_file(source_file: InputFile, settings: ReaderSettings) -> Iterator[pa.RecordBatch]:
-    yield from READERS[source_file.format](source_file, settings)
+def read_file(source_file: InputFile, settings: ReaderSettings,
+              opener: Opener = open_local) -> Iterator[pa.RecordBatch]:
+    """Every record of one file as rows of :data:`RECORD_SCHEMA`; ``opener`` turns its path into a binary
+    stream (local files by default; the ingest job passes one that reaches s3://)."""
+    yield from READERS[source_file.format](source_file, settings, opener)
 
 
 def count_reasons(batches: list[pa.RecordBatch]) -> dict[str | None, int]:

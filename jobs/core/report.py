@@ -12,10 +12,11 @@ import io
 from collections import Counter
 from typing import Any
 
-from jobs.config import Config, ConfigError
-from jobs.stats import Funnel, StageResult
-from jobs.tables import read_rows
-from udfs import storage
+from jobs.core import storage
+from jobs.core.config import Config, ConfigError
+from jobs.core.funnel import Funnel
+from jobs.core.result import StageResult
+from jobs.core.tables import read_rows
 
 
 def _table_rows(config: Config, name: str, columns: list[str], run_id: str) -> list[dict[str, Any]]:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.stats import StageResult
+from jobs.core.result import StageResult
 
 if TYPE_CHECKING:
-    from jobs.tables import TableStore
+    from jobs.core.tables import TableStore
 
 LEDGER_SCHEMA = ("run_id string, run_date string, stage string, attempt int, status string, "
                  "config_hash string, code_version string, input_versions string, output_versions string, "
@@ -30,7 +30,7 @@ FILES_SCHEMA = "path string, size long, etag string, run_id string"
 
 def code_version() -> str:
     """``git describe`` of the checkout the code runs from, else the installed package version."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     try:
         described = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=12"],
                                    capture_output=True, text=True, timeout=10, check=False)
@@ -55,6 +55,13 @@ def finished_stages(ledger_rows: Sequence[Mapping[str, Any]], run_id: str) -> se
         if row["stage"] not in latest or row["attempt"] > latest[row["stage"]]["attempt"]:
             latest[row["stage"]] = row
     return {stage for stage, row in latest.items() if row["status"] == "succeeded"}
+
+
+def unseen_files(files: Sequence[Any], ingested: Sequence[Mapping[str, Any]], run_id: str) -> list[Any]:
+    """The files (with ``path``, ``size``, ``etag``) no other run has ingested in this version; a retried
+    run sees its own files again, so its skipped writes leave nothing out."""
+    seen = {(row["path"], row["size"], row["etag"]) for row in ingested if row["run_id"] != run_id}
+    return [info for info in files if (info.path, info.size, info.etag) not in seen]
 
 
 @dataclass
@@ -105,27 +112,17 @@ class Ledger:
         self.store.write(spark.createDataFrame([row], LEDGER_SCHEMA), self.table, mode="append",
                          run_id=row[0], tag=f"ledger-{row[2]}-{row[3]}-{row[4]}")
 
-    def seen_files(self, excluding_run: str | None = None) -> set[tuple[str, int, str]]:
-        """(path, size, etag) of every file an earlier run ingested (a retried run sees its own again)."""
+    def ingested_files(self) -> list[dict[str, Any]]:
+        """Every (path, size, etag, run_id) row of the ingested-files table."""
         if not self.store.exists(self.files_table):
-            return set()
-        frame = self.store.read(self.files_table)
-        if excluding_run is not None:
-            frame = frame.where(frame.run_id != excluding_run)
-        return {(row.path, row.size, row.etag) for row in frame.collect()}
+            return []
+        return [row.asDict() for row in self.store.read(self.files_table).collect()]
 
     def record_files(self, files: Sequence[tuple[str, int, str]], run_id: str) -> None:
         spark = self.store.spark
         rows = [(path, size, etag, run_id) for path, size, etag in files]
         self.store.write(spark.createDataFrame(rows, FILES_SCHEMA), self.files_table, mode="append",
                          run_id=run_id, tag="ingested-files")
-
-
-def stage_inputs(config: Any, stage: str) -> list[str]:
-    """The tables a stage reads, whose Delta versions the ledger records."""
-    tables = config.tables
-    return {"dedup": [tables.bronze], "quality": [tables.deduped], "mix": [config.mix.input_table],
-            "train_quality": [config.train.quality.negatives_table]}.get(stage, [])
 
 
 def versions(store: TableStore, names: Sequence[str]) -> Mapping[str, int | None]:

@@ -1,4 +1,4 @@
-"""Stage results and the run funnel (printed at the end of ``curate run`` and saved as JSON)."""
+"""The run funnel: every stage's result, printed at the end of ``curate run`` and saved as JSON."""
 
 from __future__ import annotations
 
@@ -6,35 +6,14 @@ import datetime as dt
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
-from udfs import storage
+from jobs.core import storage
+from jobs.core.result import StageResult
 
 
 def new_run_id() -> str:
     """Sortable and unique: UTC time to the second plus 6 random hex digits."""
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-@dataclass
-class StageResult:
-    """What a stage read, kept and dropped (by reason), and how long it took.
-
-    Invariant checked by :meth:`reconciles`: ``docs_in == docs_out + sum(drops.values())``.
-    """
-
-    stage: str
-    docs_in: int
-    docs_out: int
-    chars_in: int
-    chars_out: int
-    drops: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
-    tables: dict[str, int | None] = field(default_factory=dict)  # table name -> Delta version written
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def reconciles(self) -> bool:
-        return self.docs_in == self.docs_out + sum(self.drops.values())
 
 
 @dataclass

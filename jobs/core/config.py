@@ -2,26 +2,42 @@
 
 Every problem (unknown key, wrong type, missing input) becomes a single :class:`ConfigError` whose
 message names the file and the dotted key; the CLI prints it and exits with code 2.
+
+Rule thresholds, text normalisations and fastText hyper-parameters have one home: the frozen dataclasses
+in ``udfs/``. Their settings models here are generated from those dataclasses (:func:`settings_from`), so
+a default changes in one place; ``defaults_table()`` renders the README's table from the same source.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
-from udfs import storage
+from jobs.core import storage
 from udfs.classifier import ClassifierNormalization, FastTextParams
+from udfs.fasttext_models import DEFAULT_LID_MODEL
 from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
+from udfs.minhash import MinHashSpec
+from udfs.normalize import TextNormalization
+from udfs.quality import LanguageRules
 
-STAGES = ("ingest", "dedup", "quality", "mix")
-OPTIONAL_STAGES = ("train_quality", "train_topic")  # run when listed in run.stages, or via their commands
-Stage = Literal["ingest", "train_quality", "train_topic", "dedup", "quality", "mix"]
+DEFAULT_STAGES = ("ingest", "dedup", "quality", "mix")
 
 
 class ConfigError(Exception):
@@ -38,11 +54,45 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class FromDefaults(_Strict):
+    """Settings whose fields and defaults come from a ``udfs`` dataclass (see :func:`settings_from`)."""
+
+    defaults_class: ClassVar[type]
+    excluded: ClassVar[tuple[str, ...]] = ()
+
+    def build(self) -> Any:
+        """The ``udfs`` dataclass these settings describe (extra switches such as ``enabled`` left out)."""
+        names = {item.name for item in dataclasses.fields(self.defaults_class)} - set(self.excluded)
+        return self.defaults_class(**{name: getattr(self, name) for name in names})
+
+
+def settings_from(defaults: type, *, exclude: Iterable[str] = (),
+                  bounds: Mapping[str, Mapping[str, Any]] | None = None,
+                  **extra: Any) -> type[FromDefaults]:
+    """A strict settings model with one field per field of the dataclass ``defaults`` (same type, same
+    default), value bounds from ``bounds`` and extra fields given as ``name=(type, default)``."""
+    hints = typing.get_type_hints(defaults)
+    fields: dict[str, Any] = dict(extra)
+    excluded = tuple(exclude)
+    for item in dataclasses.fields(defaults):
+        if item.name in excluded:
+            continue
+        limits = dict((bounds or {}).get(item.name, {}))
+        if item.default is not dataclasses.MISSING:
+            fields[item.name] = (hints[item.name], Field(default=item.default, **limits))
+        else:
+            fields[item.name] = (hints[item.name], Field(default_factory=item.default_factory, **limits))
+    model = create_model(f"{defaults.__name__}Settings", __base__=FromDefaults, **fields)
+    model.defaults_class = defaults
+    model.excluded = excluded
+    return model
+
+
 class RunSettings(_Strict):
-    """Which stages ``curate run`` executes, in order."""
+    """Which stages ``curate run`` executes, in order (names from the runner's registry)."""
 
     name: str = "curate"
-    stages: list[Stage] = Field(default_factory=lambda: list(STAGES))
+    stages: list[str] = Field(default_factory=lambda: list(DEFAULT_STAGES), min_length=1)
 
 
 class SparkSettings(_Strict):
@@ -113,30 +163,19 @@ class IngestSettings(_Strict):
     html_main_content: bool = True
 
 
-class NormalizationSettings(_Strict):
-    """Which text differences dedup ignores (applied before hashing)."""
-
-    lowercase: bool = True
-    accents: bool = True
-    digits: bool = True
-    punctuation: bool = True
-    whitespace: bool = True
+NormalizationSettings = settings_from(TextNormalization)
 
 
 class ExactDedupSettings(_Strict):
     enabled: bool = True
-    normalization: NormalizationSettings = Field(default_factory=NormalizationSettings)
+    normalization: NormalizationSettings = Field(default_factory=NormalizationSettings)  # type: ignore[valid-type]
 
 
-class MinHashSettings(_Strict):
+class MinHashSettings(settings_from(MinHashSpec, exclude=("normalization",),  # type: ignore[misc]
+                                    bounds={"num_perm": {"gt": 0, "le": 1024}, "ngram": {"ge": 1},
+                                            "max_shingles": {"gt": 0}})):
     enabled: bool = True
-    hash_mode: Literal["fast", "datasketch"] = "fast"
-    num_perm: int = Field(default=112, gt=0, le=1024)
-    seed: int = 1
-    unit: Literal["word", "char"] = "word"
-    ngram: int = Field(default=5, ge=1)
-    max_shingles: int = Field(default=100_000, gt=0)
-    normalization: NormalizationSettings = Field(default_factory=NormalizationSettings)
+    normalization: NormalizationSettings = Field(default_factory=NormalizationSettings)  # type: ignore[valid-type]
     jaccard_threshold: float = Field(default=0.8, gt=0, lt=1)
     bands: int | None = Field(default=None, gt=0)
     rows: int | None = Field(default=None, gt=0)
@@ -148,6 +187,11 @@ class MinHashSettings(_Strict):
     # An edge is dropped when its estimated Jaccard lies more than this many standard errors
     # (sqrt(t(1-t)/num_perm)) below the threshold t; 0 drops every estimate below t.
     verify_margin_sigmas: float = Field(default=2.0, ge=0)
+
+    def build(self) -> MinHashSpec:
+        return MinHashSpec(num_perm=self.num_perm, seed=self.seed, ngram=self.ngram, unit=self.unit,
+                           hash_mode=self.hash_mode, max_shingles=self.max_shingles,
+                           normalization=self.normalization.build())
 
     @model_validator(mode="after")
     def _bands_and_rows_together(self) -> MinHashSettings:
@@ -177,84 +221,39 @@ class DedupSettings(_Strict):
     components: ComponentsSettings = Field(default_factory=ComponentsSettings)
 
 
-class LanguageSettings(_Strict):
+class LanguageSettings(settings_from(LanguageRules,  # type: ignore[misc]
+                                     bounds={"min_score": {"ge": 0, "le": 1}})):
     """fastText language ID; ``keep`` empty keeps every language."""
 
     enabled: bool = True
-    model: str = "lid.176.ftz"  # the packaged model, a local path or s3://
+    model: str = DEFAULT_LID_MODEL  # the packaged model, a local path or s3://
     model_sha256: str | None = None
-    keep: list[str] = Field(default_factory=lambda: ["en"])
-    min_score: float = Field(default=0.65, ge=0, le=1)
-    min_score_by_language: dict[str, float] = Field(default_factory=dict)
 
 
-_GOPHER = GopherQualityThresholds()  # the published defaults live in udfs.heuristics, once
-
-
-class GopherQualitySettings(_Strict):
+class GopherQualitySettings(settings_from(GopherQualityThresholds)):  # type: ignore[misc]
     enabled: bool = True
-    min_doc_words: int = _GOPHER.min_doc_words
-    max_doc_words: int = _GOPHER.max_doc_words
-    min_avg_word_length: float = _GOPHER.min_avg_word_length
-    max_avg_word_length: float = _GOPHER.max_avg_word_length
-    max_symbol_word_ratio: float = _GOPHER.max_symbol_word_ratio
-    max_bullet_lines_ratio: float = _GOPHER.max_bullet_lines_ratio
-    max_ellipsis_lines_ratio: float = _GOPHER.max_ellipsis_lines_ratio
-    min_alpha_words_ratio: float = _GOPHER.min_alpha_words_ratio
-    min_stop_words: int = _GOPHER.min_stop_words
 
 
-_REPETITION = GopherRepetitionThresholds()
-
-
-class GopherRepetitionSettings(_Strict):
+class GopherRepetitionSettings(settings_from(GopherRepetitionThresholds)):  # type: ignore[misc]
     enabled: bool = True
-    max_dup_para_frac: float = _REPETITION.max_dup_para_frac
-    max_dup_para_char_frac: float = _REPETITION.max_dup_para_char_frac
-    max_dup_line_frac: float = _REPETITION.max_dup_line_frac
-    max_dup_line_char_frac: float = _REPETITION.max_dup_line_char_frac
-    max_top_ngram_char_frac: dict[int, float] = Field(
-        default_factory=lambda: dict(_REPETITION.max_top_ngram_char_frac))
-    max_dup_ngram_char_frac: dict[int, float] = Field(
-        default_factory=lambda: dict(_REPETITION.max_dup_ngram_char_frac))
 
 
-_C4 = C4Settings()
-
-
-class C4RuleSettings(_Strict):
+class C4RuleSettings(settings_from(C4Settings)):  # type: ignore[misc]
     """``filter`` drops documents by C4's document rules; ``remove_lines`` also removes failing lines."""
 
     mode: Literal["off", "filter", "remove_lines"] = "off"
-    min_sentences: int = _C4.min_sentences
-    min_words_per_line: int = _C4.min_words_per_line
-    max_word_length: int = _C4.max_word_length
 
 
-_FINEWEB = FineWebThresholds()
-
-
-class FineWebSettings(_Strict):
+class FineWebSettings(settings_from(FineWebThresholds)):  # type: ignore[misc]
     enabled: bool = True
-    min_line_punct_ratio: float = _FINEWEB.min_line_punct_ratio
-    max_short_line_ratio: float = _FINEWEB.max_short_line_ratio
-    short_line_length: int = _FINEWEB.short_line_length
-    max_char_dup_ratio: float = _FINEWEB.max_char_dup_ratio
-    max_newline_word_ratio: float = _FINEWEB.max_newline_word_ratio
 
 
-_NORMALIZATION = ClassifierNormalization()  # training and scoring defaults live in udfs.classifier
-
-
-class TextNormalizationSettings(_Strict):
+class TextNormalizationSettings(settings_from(ClassifierNormalization, exclude=("version",),  # type: ignore[misc]
+                                              bounds={"max_chars": {"gt": 0}})):
     """How text is prepared for a fastText classifier (recorded in the model card at training)."""
 
-    lowercase: bool = _NORMALIZATION.lowercase
-    split_punctuation: bool = _NORMALIZATION.split_punctuation
-    max_chars: int = Field(default=_NORMALIZATION.max_chars, gt=0)
-
     def as_normalization(self) -> ClassifierNormalization:
-        return ClassifierNormalization(**self.model_dump())
+        return self.build()
 
 
 class ParetoSettings(_Strict):
@@ -331,24 +330,15 @@ class TrainingSource(_Strict):
         return self
 
 
-_FASTTEXT = FastTextParams()
-
-
-class FastTextSettings(_Strict):
-    epoch: int = Field(default=_FASTTEXT.epoch, gt=0)
-    lr: float = Field(default=_FASTTEXT.lr, gt=0)
-    word_ngrams: int = Field(default=_FASTTEXT.word_ngrams, ge=1)  # bigrams, as in the DCLM recipe
-    dim: int = Field(default=_FASTTEXT.dim, gt=0)  # model size ~ (bucket + vocabulary) * dim * 4 bytes
-    min_count: int = Field(default=_FASTTEXT.min_count, ge=1)
-    # Word n-gram hash buckets. Smaller tables made this fastText build diverge ("Encountered NaN") at
-    # any learning rate in our tests, so 100k is the floor.
-    bucket: int = Field(default=_FASTTEXT.bucket, ge=100_000)
-    loss: Literal["softmax", "ns", "hs", "ova"] = _FASTTEXT.loss  # type: ignore[assignment]
-    thread: int = Field(default=_FASTTEXT.thread, gt=0)  # 1 = reproducible; more threads: not repeatable
-    seed: int = _FASTTEXT.seed
+class FastTextSettings(settings_from(  # type: ignore[misc]
+        FastTextParams,
+        # Smaller hash tables made this fastText build diverge ("Encountered NaN") at any learning rate.
+        bounds={"epoch": {"gt": 0}, "lr": {"gt": 0}, "word_ngrams": {"ge": 1}, "dim": {"gt": 0},
+                "min_count": {"ge": 1}, "bucket": {"ge": 100_000}, "thread": {"gt": 0}})):
+    """Supervised fastText hyper-parameters; ``thread: 1`` = reproducible model."""
 
     def as_params(self) -> FastTextParams:
-        return FastTextParams(**self.model_dump())
+        return self.build()
 
 
 class _ClassifierTraining(_Strict):
@@ -598,3 +588,44 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     data = apply_overrides(data, overrides)
     label = source + (" with --set overrides" if overrides else "")
     return validate_config(data, label)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_shown(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def defaults_table() -> str:
+    """The markdown table of every setting whose default lives in a ``udfs`` dataclass (docs/configuration.md
+    embeds it; a test fails when the two differ). Regenerate: ``python -m jobs.core.config``."""
+    rows = ["| key | default | defined in |", "| --- | --- | --- |"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if not isinstance(annotation, type) or not issubclass(annotation, BaseModel):
+                continue
+            key = f"{prefix}{name}"
+            if issubclass(annotation, FromDefaults):
+                source = annotation.defaults_class
+                for item in dataclasses.fields(source):
+                    if item.name in annotation.excluded:
+                        continue
+                    default = annotation.model_fields[item.name].get_default(call_default_factory=True)
+                    rows.append(f"| `{key}.{item.name}` | `{_shown(default)}` | "
+                                f"`{source.__module__}.{source.__name__}` |")
+            walk(annotation, key + ".")
+
+    walk(Config, "")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(defaults_table())

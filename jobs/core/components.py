@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from jobs.config import ComponentsSettings
+from jobs.core.config import ComponentsSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jobs.config import SparkSettings
+from jobs.core.config import SparkSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jobs.config import Config
-from jobs.tables import read_rows
+from jobs.core.config import Config
+from jobs.core.tables import read_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-    from jobs.tables import TableStore, WriteResult
+    from jobs.core.stage import StageContext
+    from jobs.core.tables import WriteResult
 
 DECISION_COLUMNS = ["doc_id", "stage", "decision", "reason", "detail", "run_id"]
 
@@ -32,10 +33,10 @@ def decisions(frame: DataFrame, stage: str, decision: str | Column, reason: str 
                         F.lit(run_id).alias("run_id"))
 
 
-def record(store: TableStore, config: Config, rows: DataFrame, run_id: str, stage: str) -> WriteResult:
+def record(ctx: StageContext, rows: DataFrame, stage: str) -> WriteResult:
     """Append a stage's decisions (idempotent per run and stage, like every write)."""
-    return store.write(rows.select(*DECISION_COLUMNS), config.tables.decisions, mode="append", run_id=run_id,
-                       tag=f"decisions-{stage}")
+    return ctx.store.write(rows.select(*DECISION_COLUMNS), ctx.tables.decisions, mode="append",
+                           run_id=ctx.run_id, tag=f"decisions-{stage}")
 
 
 def _rows(config: Config, name: str, doc_id: str, columns: list[str] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,87 @@
+"""Artefacts the workers load: fastText models (the packaged language-ID model, a local file, or an
+``s3://`` object fetched once into a local cache and sha256-checked), their cards, and tokenizers.
+
+Spark tasks never ship model objects (fastText models do not pickle): they ship a :class:`ScoringModel`
+and each Python worker resolves and loads the model the first time it needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.core import storage
+from udfs import fasttext_models
+from udfs.classifier import ClassifierNormalization, ModelCard, card_uri
+from udfs.fasttext_models import DEFAULT_LID_MODEL, ModelError, packaged_lid_model, sha256_of
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def resolve_model(uri: str, storage_options: Mapping[str, str] | None = None,
+                  cache_dir: str | None = None, expected_sha256: str | None = None) -> str:
+    """A local file for ``uri``: the packaged LID model, a local path, or an s3:// object downloaded
+    once into the cache (re-downloaded when the cached copy's checksum does not match)."""
+    if uri == DEFAULT_LID_MODEL:
+        local = packaged_lid_model()
+    elif storage.is_s3(uri):
+        bucket, key = storage.split_s3(uri)
+        cache = cache_dir or os.path.join(tempfile.gettempdir(), "curate-models")
+        local = os.path.join(cache, bucket, key)
+        if not os.path.exists(local) or (expected_sha256 and sha256_of(local) != expected_sha256):
+            try:
+                storage.download(uri, local + ".part", storage_options)
+            except Exception as exc:
+                raise ModelError(f"cannot download model {uri}: {exc}") from exc
+            os.replace(local + ".part", local)
+    else:
+        local = os.path.expanduser(uri)
+        if not os.path.isfile(local):
+            raise ModelError(f"model file not found: {uri}")
+    if expected_sha256 and sha256_of(local) != expected_sha256:
+        raise ModelError(f"model {uri} has sha256 {sha256_of(local)}, expected {expected_sha256}")
+    return local
+
+
+def load(uri: str, storage_options: Mapping[str, str] | None = None,
+         expected_sha256: str | None = None) -> Any:
+    """The model at ``uri``, resolved and loaded once per process."""
+    return fasttext_models.load_model(resolve_model(uri, storage_options, expected_sha256=expected_sha256))
+
+
+def read_card(model_uri: str, storage_options: Mapping[str, str] | None = None) -> ModelCard | None:
+    """The card saved beside ``model_uri``, or None for a model trained elsewhere."""
+    uri = card_uri(model_uri)
+    if not storage.exists(uri, storage_options):
+        return None
+    try:
+        return ModelCard.from_json(storage.read_bytes(uri, storage_options).decode("utf-8"))
+    except (ValueError, TypeError) as exc:
+        raise ModelError(f"model card {uri} is unreadable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """Everything a Python worker needs to load and apply a classifier (picklable: no model object)."""
+
+    uri: str
+    normalization: ClassifierNormalization
+    positive_label: str | None = None  # set: the probability of this label; unset: the top label
+    sha256: str | None = None
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    def load(self) -> Any:
+        return load(self.uri, self.storage_options, self.sha256)
+
+
+def load_tokenizer(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
+    """A Hugging Face ``tokenizers`` JSON file (local path or s3://), loaded once per process."""
+    tokenizer = _TOKENIZERS.get(uri)
+    if tokenizer is None:
+        from tokenizers import Tokenizer
+
+        tokenizer = _TOKENIZERS[uri] = Tokenizer.from_str(storage.read_bytes(uri, storage_options).decode())
+    return tokenizer

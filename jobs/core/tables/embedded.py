@@ -1,0 +1,370 @@
+"""Spark writes Parquet, delta-rs (the ``deltalake`` package) commits the Delta log: no jars beyond pyspark.
+
+A write stages Parquet files, moves them into the table folder and commits one transaction with add
+actions (size, partition values, numRecords/min/max/null-count stats from the Parquet footers) and, for
+overwrites and partition replacement, remove actions. Reads list the snapshot's files with delta-rs and
+hand them to Spark's Parquet reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from jobs.core import storage
+from jobs.core.tables.base import (
+    TXN_VERSION,
+    TableError,
+    TableVersion,
+    WriteMode,
+    WriteResult,
+    _history_row,
+    _user_metadata,
+    txn_app_id,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+STRING_STATS_MAX_CHARS = 32
+
+
+def _json_stat(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, float) and value != value:  # NaN is not a usable bound
+        return None
+    return value
+
+
+def parquet_file_stats(local_path: str) -> dict[str, Any]:
+    """Delta ``stats`` JSON for a data file from its Parquet footer (no data pages are read).
+
+    min/max are kept for top-level numeric, date, timestamp and short string columns (long strings are
+    left out rather than truncated, so a bound is never wrong); null counts for every top-level column.
+    """
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_metadata(local_path)
+    arrow_schema = metadata.schema.to_arrow_schema()
+    top_level = {name: index for index, name in enumerate(arrow_schema.names)}
+    leaf_of: dict[str, int] = {}
+    for leaf in range(metadata.num_columns):
+        column_path = metadata.schema.column(leaf).path
+        if column_path in top_level:
+            leaf_of[column_path] = leaf
+
+    min_values: dict[str, Any] = {}
+    max_values: dict[str, Any] = {}
+    null_count: dict[str, int] = {}
+    for name in arrow_schema.names:
+        leaf = leaf_of.get(name)
+        if leaf is None:  # nested column: no top-level stats
+            continue
+        lows, highs, nulls, complete = [], [], 0, True
+        for group in range(metadata.num_row_groups):
+            chunk_stats = metadata.row_group(group).column(leaf).statistics
+            if chunk_stats is None:
+                complete = False
+                break
+            nulls += chunk_stats.null_count or 0
+            if chunk_stats.has_min_max:
+                lows.append(chunk_stats.min)
+                highs.append(chunk_stats.max)
+        if not complete:
+            continue
+        null_count[name] = nulls
+        if not lows:
+            continue
+        low, high = _json_stat(min(lows)), _json_stat(max(highs))
+        if isinstance(low, bool) or low is None or high is None:
+            continue
+        if isinstance(low, str) and (len(low) > STRING_STATS_MAX_CHARS or len(high) > STRING_STATS_MAX_CHARS):
+            continue
+        min_values[name], max_values[name] = low, high
+    return {"numRecords": metadata.num_rows, "minValues": min_values, "maxValues": max_values,
+            "nullCount": null_count}
+
+
+def _partition_values(relative_path: str, partition_by: Sequence[str]) -> dict[str, str | None]:
+    values: dict[str, str | None] = {}
+    for part in relative_path.split("/")[:-1]:
+        key, sep, raw = part.partition("=")
+        if sep and key in partition_by:
+            value = unquote(raw)
+            values[key] = None if value == HIVE_NULL else value
+    missing = [column for column in partition_by if column not in values]
+    if missing:
+        raise TableError(f"data file {relative_path} lacks partition folders for {missing}")
+    return values
+
+
+def _add_actions(table: Any) -> dict[str, list[Any]]:
+    import pyarrow as pa
+
+    return pa.table(table.get_add_actions(flatten=True)).to_pydict()
+
+
+@dataclass
+class _StagedFile:
+    relative_path: str  # physical, as Spark escaped it ("domain=a%3Ab/part-....parquet")
+    local_path: str
+    size: int
+    partition_values: dict[str, str | None]
+    stats: dict[str, Any]
+
+
+def _delta_schema(df: DataFrame) -> Any:
+    """The frame's schema as a Delta schema, every column nullable (as Spark's own Delta writer does)."""
+    import pyarrow as pa
+    from deltalake import Schema as DeltaSchema
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return DeltaSchema.from_arrow(pa.schema([f.with_nullable(True) for f in to_arrow_schema(df.schema)]))
+
+
+def _remove_staging(staging: str, local_table: bool) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    parent = os.path.dirname(staging)
+    if local_table and os.path.isdir(parent) and not os.listdir(parent):
+        with contextlib.suppress(OSError):  # another writer may have staged meanwhile
+            os.rmdir(parent)
+
+
+class EmbeddedBackend:
+    """Spark writes Parquet; delta-rs commits the Delta log. Works with pyspark alone."""
+
+    name = "embedded"
+
+    def __init__(self, spark: SparkSession, storage_options: Mapping[str, str] | None = None,
+                 cache_dir: str | None = None) -> None:
+        self.spark = spark
+        self.storage_options = dict(storage_options or {})
+        self.cache_dir = cache_dir or os.path.join(tempfile.gettempdir(), "curate-s3-cache")
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _uri(self, path: str) -> str:
+        return path if storage.is_s3(path) else os.path.abspath(path)
+
+    def _open(self, path: str, version: int | None = None) -> Any:
+        from deltalake import DeltaTable
+
+        uri = self._uri(path)
+        if not DeltaTable.is_deltatable(uri, storage_options=self.storage_options or None):
+            return None
+        return DeltaTable(uri, version=version, storage_options=self.storage_options or None)
+
+    def version(self, path: str) -> int | None:
+        table = self._open(path)
+        return None if table is None else int(table.version())
+
+    # -- read ------------------------------------------------------------------------------------
+
+    def read(self, path: str, version: int | None = None) -> DataFrame:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        try:
+            table = self._open(path, version)
+        except Exception as exc:
+            raise TableError(f"cannot open Delta table {path} at version {version}: {exc}") from exc
+        if table is None:
+            raise TableError(f"no Delta table at {path}")
+        arrow_schema = table.schema().to_arrow()
+        import pyarrow as pa
+
+        spark_schema = from_arrow_schema(pa.schema(arrow_schema))
+        actions = _add_actions(table)
+        if "deletionVector.storageType" in actions and any(actions["deletionVector.storageType"]):
+            raise TableError(f"{path} uses deletion vectors; read it with the native backend")
+        relative_paths = [unquote(p) for p in actions.get("path", [])]
+        if not relative_paths:
+            return self.spark.createDataFrame([], spark_schema)
+        root = self._uri(path)
+        if storage.is_s3(root):
+            root = self._mirror(root, relative_paths)
+        files = [os.path.join(root, rel) for rel in relative_paths]
+        frame = (
+            self.spark.read.schema(spark_schema)
+            .option("basePath", root)
+            .parquet(*files)
+        )
+        return frame.select(*spark_schema.fieldNames())
+
+    def _mirror(self, root_uri: str, relative_paths: list[str]) -> str:
+        """Spark cannot read s3:// without S3A jars: keep a local copy of the snapshot's files."""
+        bucket, prefix = storage.split_s3(root_uri)
+        local_root = os.path.join(self.cache_dir, bucket, prefix)
+        for rel in relative_paths:
+            local = os.path.join(local_root, rel)
+            if not os.path.exists(local):  # data files are immutable once committed
+                storage.download(storage.join(root_uri, rel), local + ".part", self.storage_options)
+                os.replace(local + ".part", local)
+        return local_root
+
+    # -- write -----------------------------------------------------------------------------------
+
+    def write(self, df: DataFrame, path: str, *, mode: WriteMode, partition_by: Sequence[str],
+              run_id: str, tag: str) -> WriteResult:
+        from deltalake.transaction import CommitProperties, Transaction
+
+        uri = self._uri(path)
+        app_id = txn_app_id(run_id, tag)
+        table = self._open(path)
+        if table is not None:
+            if table.transaction_version(app_id) is not None:
+                return WriteResult(path, int(table.version()), skipped=True)
+            existing_partitions = list(table.metadata().partition_columns)
+            if mode != "overwrite" and existing_partitions != list(partition_by):
+                raise TableError(
+                    f"{path} is partitioned by {existing_partitions}, the write asks for {list(partition_by)}"
+                )
+        local_table = not storage.is_s3(uri)
+        token = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}"
+        staging = (os.path.join(uri, "_staging", token) if local_table
+                   else os.path.join(tempfile.gettempdir(), "curate-staging", token))
+        moved: list[str] = []
+        try:
+            staged = self._stage(df, staging, partition_by)
+            for item in staged:
+                target = os.path.join(uri, item.relative_path) if local_table else storage.join(
+                    uri, item.relative_path)
+                self._place(item.local_path, target, local_table)
+                moved.append(target)
+            properties = CommitProperties(
+                custom_metadata={"userMetadata": _user_metadata(run_id, tag, mode)},
+                app_transactions=[Transaction(app_id, TXN_VERSION)],
+            )
+            self._commit(table, uri, self._actions(table, staged, mode), "overwrite" if mode == "overwrite"
+                         else "append", _delta_schema(df), list(partition_by), properties)
+        except BaseException:
+            self._discard(moved)
+            raise
+        finally:
+            _remove_staging(staging, local_table)
+        rows = sum(int(item.stats["numRecords"]) for item in staged)
+        new_version = self.version(path)
+        return WriteResult(path, int(new_version if new_version is not None else 0), False, len(staged), rows)
+
+    def _stage(self, df: DataFrame, staging: str, partition_by: Sequence[str]) -> list[_StagedFile]:
+        """Spark writes the frame as Parquet into ``staging``; the files with their sizes and stats."""
+        writer = df.write.mode("overwrite")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(staging)
+        return self._collect_staged(staging, partition_by)
+
+    def _actions(self, table: Any, staged: list[_StagedFile], mode: WriteMode) -> list[Any]:
+        """Add actions for the staged files; remove actions for the partitions a replace rewrites."""
+        from deltalake.transaction import AddAction, RemoveAction
+
+        now_ms = int(time.time() * 1000)
+        actions: list[Any] = [
+            AddAction(
+                path=item.relative_path,  # delta-rs percent-encodes it in the log
+                size=item.size,
+                partition_values=item.partition_values,
+                modification_time=now_ms,
+                data_change=True,
+                stats=json.dumps(item.stats, separators=(",", ":")),
+            )
+            for item in staged
+        ]
+        if mode == "replace_partitions" and table is not None:
+            replaced = {tuple(sorted(item.partition_values.items())) for item in staged}
+            actions += self._removals_for(table, replaced, now_ms, RemoveAction)
+        return actions
+
+    def _collect_staged(self, staging: str, partition_by: Sequence[str]) -> list[_StagedFile]:
+        staged = []
+        for folder, _dirs, names in os.walk(staging):
+            for name in sorted(names):
+                if not name.endswith(".parquet") or name.startswith((".", "_")):
+                    continue
+                local_path = os.path.join(folder, name)
+                relative = os.path.relpath(local_path, staging).replace(os.sep, "/")
+                staged.append(
+                    _StagedFile(relative, local_path, os.path.getsize(local_path),
+                                _partition_values(relative, partition_by), parquet_file_stats(local_path))
+                )
+        return sorted(staged, key=lambda item: item.relative_path)
+
+    def _place(self, local_path: str, target: str, local_table: bool) -> None:
+        if local_table:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(local_path, target)
+        else:
+            storage.upload(local_path, target, self.storage_options)
+
+    def _discard(self, written: list[str]) -> None:
+        for target in written:
+            with contextlib.suppress(Exception):  # best effort: uncommitted files are invisible anyway
+                storage.delete(target, self.storage_options)
+
+    @staticmethod
+    def _removals_for(table: Any, replaced: set[tuple], now_ms: int, remove_action: Any) -> list[Any]:
+        current = _add_actions(table)
+        columns = list(table.metadata().partition_columns)
+        removals = []
+        for index, path in enumerate(current.get("path", [])):
+            values = {column: current[f"partition.{column}"][index] for column in columns}
+            key = tuple(sorted((column, None if value is None else str(value))
+                               for column, value in values.items()))
+            if key in replaced:
+                removals.append(
+                    remove_action(
+                        path=unquote(path),
+                        data_change=True,
+                        deletion_timestamp=now_ms,
+                        size=int(current["size_bytes"][index]),
+                        partition_values={k: (None if v is None else str(v)) for k, v in values.items()},
+                    )
+                )
+        return removals
+
+    def _commit(self, table: Any, uri: str, actions: list[Any], mode: str, schema: Any,
+                partition_by: list[str], properties: Any) -> None:
+        """The single point where a new version becomes visible (tests inject failures here)."""
+        from deltalake.transaction import create_table_with_add_actions
+
+        if table is None:
+            create_table_with_add_actions(uri, schema, actions, mode="error",
+                                          partition_by=partition_by or None,
+                                          storage_options=self.storage_options or None,
+                                          commit_properties=properties)
+        else:
+            table.create_write_transaction(actions, mode, schema, partition_by=partition_by or None,
+                                           commit_properties=properties)
+
+    # -- history -----------------------------------------------------------------------------------
+
+    def history(self, path: str) -> list[TableVersion]:
+        table = self._open(path)
+        if table is None:
+            return []
+        rows = []
+        for commit in table.history():
+            extra = {k: v for k, v in commit.items()
+                     if k not in ("version", "timestamp", "operation", "userMetadata")}
+            rows.append(_history_row(int(commit["version"]), int(commit.get("timestamp") or 0),
+                                     str(commit.get("operation", "")), commit.get("userMetadata"), extra))
+        return sorted(rows, key=lambda entry: entry.version)
+
+

@@ -1,0 +1,231 @@
+"""The one runner: which stages exist, in which order they run, and everything around each run.
+
+    config -> plan (check every stage, Spark-free) -> Spark -> resume point from the ledger
+           -> per stage: ledger row, progress, timing, funnel -> run folder
+
+``curate run``, ``curate <stage>``, ``spark-submit jobs/run.py [--stage NAME]`` and the dry run all come
+through here. Adding a stage: write ``jobs/<name>.py`` with ``STAGE = Stage(name, check, run)`` and add one
+line to :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from jobs.core import storage
+from jobs.core.config import Config, ConfigError
+from jobs.core.funnel import Funnel, new_run_id
+from jobs.core.ledger import Attempt, Ledger, code_version, finished_stages, unseen_files
+from jobs.core.progress import stage_progress
+from jobs.core.stage import Stage, StageContext
+from jobs.core.tables import peek_table, read_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+# The stages, in the order a full run takes them: name -> "module:attribute" of its Stage.
+REGISTRY: dict[str, str] = {
+    "ingest": "jobs.ingest:STAGE",
+    "train_quality": "jobs.train:QUALITY",
+    "train_topic": "jobs.train:TOPIC",
+    "dedup": "jobs.dedup:STAGE",
+    "quality": "jobs.quality:STAGE",
+    "mix": "jobs.mix:STAGE",
+}
+
+
+def stage(name: str) -> Stage:
+    """The registered stage called ``name`` (a config error names the known ones)."""
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown stage {name!r}; known: {', '.join(REGISTRY)}", key="run.stages")
+    module, attribute = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def run_id_for(config: Config, run_date: str | None = None, run_id: str | None = None) -> str:
+    """A run date names the run (``<run.name>-<date>``), so a scheduler's retry is the same run."""
+    if run_date is not None:
+        try:
+            dt.date.fromisoformat(run_date)
+        except ValueError:
+            raise ConfigError(f"--run-date must be YYYY-MM-DD, got {run_date!r}",
+                              source="--run-date") from None
+        return f"{config.run.name}-{run_date}"
+    return run_id or new_run_id()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The checked stages of one run and the context they share."""
+
+    context: StageContext
+    stages: list[Stage]
+
+    @property
+    def names(self) -> list[str]:
+        return [planned.name for planned in self.stages]
+
+    def context_for(self, position: int) -> StageContext:
+        return self.context.for_stage(tuple(self.names[:position]))
+
+    def first_unfinished(self, finished: set[str]) -> int:
+        """Where a run resumes: the first stage whose latest attempt in this run did not succeed."""
+        return next((index for index, name in enumerate(self.names) if name not in finished), len(self.names))
+
+
+def plan(config: Config, names: Sequence[str], run_id: str, run_date: str | None = None) -> Plan:
+    """Check every stage before anything starts: config, input and model problems surface here."""
+    if not names:
+        raise ConfigError("no stages to run", key="run.stages")
+    planned = Plan(StageContext(config, run_id, run_date), [stage(name) for name in names])
+    for position, entry in enumerate(planned.stages):
+        entry.check(planned.context_for(position))
+    return planned
+
+
+def started(context: StageContext, spark: SparkSession | None = None) -> StageContext:
+    """``context`` with Spark started (or joined) and the table store and ledger the stages share."""
+    from jobs.core.spark import get_spark
+    from jobs.core.tables import open_store
+
+    config = context.config
+    session = spark or get_spark(config.spark)
+    store = open_store(session, config.output.root, config.tables, config.output.storage_options)
+    ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
+    return replace(context, session=session, table_store=store, run_ledger=ledger)
+
+
+def stage_context(config: Config, run_id: str, spark: SparkSession | None = None,
+                  run_date: str | None = None) -> StageContext:
+    """A started context for calling one stage's ``run`` directly (tests, notebooks)."""
+    return started(StageContext(config, run_id, run_date), spark)
+
+
+def start(planned: Plan, spark: SparkSession | None = None) -> Plan:
+    return Plan(started(planned.context, spark), planned.stages)
+
+
+def table_history(config: Config, table: str) -> list[Any]:
+    """A table's Delta versions and the runs that wrote them (``curate history``)."""
+    return started(StageContext(config, "history")).store.history(table)
+
+
+def run(config: Config, names: Sequence[str] | None = None, run_id: str | None = None,
+        run_date: str | None = None, spark: SparkSession | None = None) -> Funnel:
+    """Run stages in order on one SparkSession and record each attempt in the run ledger.
+
+    Stages this run already finished are skipped: a failed run resumes at its first unfinished stage and
+    a finished run does nothing. Returns the funnel (also saved in the run folder)."""
+    planned = start(plan(config, list(names or config.run.stages), run_id_for(config, run_date, run_id),
+                         run_date), spark)
+    context = planned.context
+    first = planned.first_unfinished(context.ledger.finished_stages(context.run_id))
+    funnel = _resumed_funnel(planned, first)
+    if first == len(planned.stages):
+        print(f"run {context.run_id}: every stage already finished; nothing to do")
+        return funnel
+    if first:
+        print(f"run {context.run_id}: resuming at stage {planned.names[first]} "
+              f"({', '.join(planned.names[:first])} already finished)")
+    storage.write_bytes(storage.join(context.run_dir, "config.json"),
+                        config.model_dump_json(indent=2).encode(), context.storage_options)
+    version = code_version()
+    for position in range(first, len(planned.stages)):
+        _run_stage(planned, position, funnel, version)
+    return funnel
+
+
+def _resumed_funnel(planned: Plan, first: int) -> Funnel:
+    """The funnel of this run so far: the results of the stages it already finished."""
+    context = planned.context
+    previous = Funnel.load(context.run_dir, context.storage_options)
+    done = set(planned.names[:first])
+    return Funnel(run_id=context.run_id, config_hash=context.config.config_hash(),
+                  stages=[result for result in (previous.stages if previous else []) if result.stage in done])
+
+
+def _run_stage(planned: Plan, position: int, funnel: Funnel, version: str) -> None:
+    """One stage: a ledger row for its outcome, its time, its funnel entry."""
+    entry, context = planned.stages[position], planned.context_for(position)
+    store, ledger = context.store, context.ledger
+    inputs = {name: store.version(name) for name in entry.reads(context.config)}
+    attempt = Attempt(context.run_id, context.run_date, entry.name,
+                      ledger.next_attempt(context.run_id, entry.name), context.config.config_hash(), version,
+                      inputs)
+    started = time.monotonic()
+    try:
+        with stage_progress(context.spark, entry.name):
+            result = entry.run(context)
+    except BaseException as exc:
+        ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {exc}"[:2000]))
+        funnel.save(context.run_dir, context.storage_options)
+        raise
+    result.seconds = round(time.monotonic() - started, 2)
+    ledger.record(attempt.row("succeeded", result))
+    funnel.stages.append(result)
+    funnel.save(context.run_dir, context.storage_options)
+
+
+# ------------------------------------------------------------------------------------------ dry run
+
+
+def _log_rows(config: Config, name: str, columns: list[str]) -> list[dict[str, Any]]:
+    return read_rows(config.output.root, name, config.output.storage_options, columns)
+
+
+def describe_plan(config: Config, names: Sequence[str] | None = None, run_id: str | None = None,
+                  run_date: str | None = None) -> str:
+    """``curate run --dry-run``: checks every stage (raising ConfigError like a real run would) and says
+    what would run, without Spark and without writing: tables are read through their Delta logs."""
+    planned = plan(config, list(names or config.run.stages), run_id_for(config, run_date, run_id), run_date)
+    context = planned.context
+    ledger_rows = _log_rows(config, config.tables.run_ledger, ["run_id", "stage", "attempt", "status"])
+    first = planned.first_unfinished(finished_stages(ledger_rows, context.run_id))
+    to_run = planned.names
+    lines = [f"dry run of {context.run_id} (nothing is written)",
+             f"config: {config.source} (hash {config.config_hash()})",
+             f"output: {config.output.root} (tables backend: {config.tables.backend})"]
+    if first == len(to_run):
+        lines.append(f"stages: {' -> '.join(to_run)}: all finished; a run would do nothing")
+    else:
+        done = f" (resume: {', '.join(to_run[:first])} finished)" if first else ""
+        lines.append(f"stages: {' -> '.join(to_run[first:])}{done}")
+    if "ingest" in to_run[first:]:
+        lines += _describe_inputs(context)
+    names_read = dict.fromkeys(name for entry in planned.stages for name in entry.reads(config))
+    names_read.update(dict.fromkeys([config.tables.bronze, config.tables.deduped, config.tables.filtered,
+                                     config.tables.mixture]))
+    lines.append("tables:")
+    for name in names_read:
+        found = peek_table(config.output.root, name, config.output.storage_options)
+        state = ("absent" if found is None else
+                 f"version {found[0]}, {found[1]:,} rows" if found[1] is not None else f"version {found[0]}")
+        lines.append(f"  {name:<16} {state}")
+    if config.quality.language.enabled and "quality" in to_run:
+        lines.append(f"models: language ID {config.quality.language.model} (loaded and checked)")
+    for kind, enabled in (("quality", config.quality.classifier.enabled),
+                          ("topic", config.quality.topic_classifier.enabled)):
+        if enabled and "quality" in to_run:
+            lines.append(f"models: {kind} classifier {config.model_uri(kind)}")  # type: ignore[arg-type]
+    return "\n".join(lines)
+
+
+def _describe_inputs(context: StageContext) -> list[str]:
+    from jobs.ingest import resolve_inputs
+
+    config = context.config
+    files = resolve_inputs(config)
+    lines = [f"input: {len(files):,} files, {sum(info.size for info in files):,} bytes "
+             f"({config.input.format} format)"]
+    if config.ingest.incremental:
+        ingested = _log_rows(config, config.tables.ingested_files, ["path", "size", "etag", "run_id"])
+        new = unseen_files(files, ingested, context.run_id)
+        lines.append(f"  incremental: {len(new):,} new files ({sum(i.size for i in new):,} bytes), "
+                     f"{len(files) - len(new):,} ingested before")
+    return lines
+
