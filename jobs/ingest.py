@@ -61,6 +61,7 @@ def reader_settings(config: Config) -> ReaderSettings:
         id_field=fields.id,
         crawl_time_field=fields.crawl_time,
         max_text_bytes=config.ingest.max_text_bytes,
+        max_record_bytes=config.ingest.max_record_bytes,
         batch_rows=config.ingest.batch_rows,
         raw_preview_chars=config.ingest.raw_preview_chars,
         html_main_content=config.ingest.html_main_content,

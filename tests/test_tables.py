@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable
 
 from jobs.core.config import TableSettings
-from jobs.core.tables import EmbeddedBackend, TableError, TableStore, open_store
+from jobs.core.tables import ConcurrentWriteError, EmbeddedBackend, TableError, TableStore, open_store
 
 SCHEMA = "id long, part string, score double, flag boolean, seen timestamp, tags array<string>"
 
@@ -182,3 +182,87 @@ def test_write_rejects_bad_requests(spark, store):
         store.write(frame, "t", mode="append", run_id="r2")
     with pytest.raises(TableError, match="no Delta table"):
         store.read("missing")
+
+
+# ----------------------------------------------------------------------------------------- keyed writes
+
+KEYED = "doc_id string, input_file string, text string"
+
+
+def _keyed(spark, rows: list[tuple]) -> object:
+    return spark.createDataFrame(rows, KEYED)
+
+
+def _table_rows(path: str) -> list[tuple]:
+    table = pa.table(DeltaTable(path).to_pyarrow_table())
+    return sorted(zip(*(table.column(name).to_pylist() for name in ("doc_id", "input_file", "text")),
+                      strict=True))
+
+
+def test_merge_inserts_only_absent_keys_and_a_retry_adds_nothing(spark, store):
+    store.merge(_keyed(spark, [("a", "f1", "x"), ("b", "f1", "y")]), "k", key=["doc_id"], run_id="r1")
+    result = store.merge(_keyed(spark, [("b", "f2", "changed?"), ("c", "f2", "z")]), "k", key=["doc_id"],
+                         run_id="r2")
+    assert result.rows_added == 1
+    assert _table_rows(store.path("k")) == [("a", "f1", "x"), ("b", "f1", "y"), ("c", "f2", "z")]
+    again = store.merge(_keyed(spark, [("d", "f3", "w")]), "k", key=["doc_id"], run_id="r2")
+    assert again.skipped and len(_table_rows(store.path("k"))) == 3  # same run and tag: committed already
+
+
+def test_merge_with_replace_swaps_one_files_rows_and_keeps_the_rest_of_its_data_files(spark, store):
+    first = _keyed(spark, [("a", "f1", "old a"), ("b", "f1", "old b"), ("c", "f2", "keep c")]).repartition(1)
+    store.merge(first, "k", key=["doc_id"], run_id="r1")  # one data file holds rows of f1 and f2
+    changed = _keyed(spark, [("a", "f1", "new a"), ("d", "f1", "new d")])
+    store.merge(changed, "k", key=["doc_id"], run_id="r2", replace=("input_file", ["f1"]))
+    assert _table_rows(store.path("k")) == [("a", "f1", "new a"), ("c", "f2", "keep c"), ("d", "f1", "new d")]
+    assert store.history("k")[-1].run_id == "r2"
+
+
+def test_merge_that_changes_nothing_commits_nothing(spark, store):
+    store.merge(_keyed(spark, [("a", "f1", "x")]), "k", key=["doc_id"], run_id="r1")
+    result = store.merge(_keyed(spark, [("a", "f1", "x")]), "k", key=["doc_id"], run_id="r2")
+    assert result.rows_added == 0 and store.version("k") == 0
+
+
+def test_merge_replans_when_another_writer_commits_first(spark, store, monkeypatch):
+    store.merge(_keyed(spark, [("a", "f1", "x")]), "k", key=["doc_id"], run_id="r1")
+    real_commit = EmbeddedBackend._commit
+    raced: list[int] = []
+
+    def commit_after_a_rival(self, table, uri, actions, mode, schema, partition_by, properties):
+        if not raced:  # a rival run inserts the same new key between our plan and our commit
+            raced.append(1)
+            store.merge(_keyed(spark, [("b", "f2", "rival")]), "k", key=["doc_id"], run_id="rival")
+        return real_commit(self, table, uri, actions, mode, schema, partition_by, properties)
+
+    monkeypatch.setattr(EmbeddedBackend, "_commit", commit_after_a_rival)
+    store.merge(_keyed(spark, [("b", "f2", "ours"), ("c", "f2", "ours")]), "k", key=["doc_id"], run_id="r2")
+    assert _table_rows(store.path("k")) == [("a", "f1", "x"), ("b", "f2", "rival"), ("c", "f2", "ours")]
+
+
+def test_plain_overwrite_on_a_moved_snapshot_fails_instead_of_keeping_both(spark, store, monkeypatch):
+    store.write(_keyed(spark, [("a", "f1", "x")]), "k", mode="overwrite", run_id="r1")
+    real_commit = EmbeddedBackend._commit
+
+    def commit_after_a_rival(self, *args):
+        monkeypatch.setattr(EmbeddedBackend, "_commit", real_commit)
+        store.write(_keyed(spark, [("r", "f9", "rival")]), "k", mode="append", run_id="rival")
+        return real_commit(self, *args)
+
+    monkeypatch.setattr(EmbeddedBackend, "_commit", commit_after_a_rival)
+    with pytest.raises(ConcurrentWriteError, match="another writer committed first"):
+        store.write(_keyed(spark, [("b", "f1", "y")]), "k", mode="overwrite", run_id="r2")
+    assert _table_rows(store.path("k")) == [("a", "f1", "x"), ("r", "f9", "rival")]
+    assert not os.path.exists(os.path.join(store.path("k"), "_staging"))
+
+
+def test_concurrent_merges_of_the_same_keys_leave_each_key_once(spark, store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [(f"d{i:03d}", "f1", "t") for i in range(60)]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda run: store.merge(_keyed(spark, rows), "k", key=["doc_id"],
+                                                        run_id=f"run-{run}"), range(3)))
+    ids = [row[0] for row in _table_rows(store.path("k"))]
+    assert sorted(ids) == sorted(set(ids)) and len(ids) == 60
+    assert sum(result.rows_added or 0 for result in results) == 60

@@ -26,6 +26,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from udfs import warc
 from udfs.text import char_counts, content_hashes, nfc, stable_ids, url_hosts, word_counts
 
 RECORD_SCHEMA = pa.schema(
@@ -51,6 +52,10 @@ RECORD_SCHEMA = pa.schema(
 # Quarantine reasons, in the order they are checked for a record.
 REASONS = {
     "unreadable_file": "the file (or its rest) could not be opened or decompressed",
+    "line_too_large": "a JSONL line longer than ingest.max_record_bytes (read no further than that)",
+    "bad_warc_header": "WARC headers that cannot be parsed (e.g. a Content-Length that is not a number)",
+    "bad_warc_framing": "a WARC record whose Content-Length does not end where the next record begins",
+    "record_too_large": "a WARC record block longer than ingest.max_record_bytes (skipped unread)",
     "invalid_utf8": "bytes are not valid UTF-8 (or the text has unpaired surrogate escapes)",
     "invalid_json": "the line is not valid JSON",
     "not_an_object": "the JSON value is not an object",
@@ -59,6 +64,7 @@ REASONS = {
     "non_string_text": "the text field is not a string",
     "empty_text": "the text is empty or only whitespace",
     "text_too_large": "the text's UTF-8 size exceeds ingest.max_text_bytes",
+    "unreadable_record": "reading the record raised an unexpected error (the detail names it)",
 }
 
 FORMATS = ("jsonl", "parquet", "warc")
@@ -92,9 +98,18 @@ class ReaderSettings:
     id_field: str | None = "id"
     crawl_time_field: str | None = None
     max_text_bytes: int = 1_000_000
+    max_record_bytes: int | None = None  # a JSONL line or WARC block; None: see record_limit()
     batch_rows: int = 2048
     raw_preview_chars: int = 500
     html_main_content: bool = True
+
+
+def record_limit(settings: ReaderSettings) -> int:
+    """The most bytes one record may take before it is quarantined unread: by default six times the
+    largest text (JSON escapes every control byte as ``\\u00XX``) plus 64 KiB for the other fields."""
+    if settings.max_record_bytes is not None:
+        return settings.max_record_bytes
+    return 6 * settings.max_text_bytes + 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -263,35 +278,66 @@ def _parse_json_line(line: bytes) -> tuple[Any, str | None, str | None]:
             return None, "invalid_utf8", f"byte {exc.start}: {exc.reason}"
         try:
             return json.loads(decoded), None, None  # accepts lone surrogates; check_text rejects them
+        except RecursionError:
+            return None, "invalid_json", f"nested too deeply ({fast_error})"
         except ValueError:
             return None, "invalid_json", str(fast_error)
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def bounded_lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, line without its end, whether it was whole) for each line of ``stream``.
+
+    No line is held beyond ``limit`` bytes: a longer one gives its first ``limit`` bytes with ``False``,
+    and the rest of it is skipped in chunks. A UTF-8 byte-order mark at the very start is dropped."""
+    number = 0
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if number == 1 and line.startswith(UTF8_BOM):
+            line = line[len(UTF8_BOM):]
+        if len(line) > limit and not line.endswith(b"\n"):
+            while True:
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield number, line[:limit], False
+        else:
+            yield number, line.rstrip(b"\r\n"), True
+
+
+def _jsonl_record(batch: _Batch, number: int, line: bytes, settings: ReaderSettings) -> None:
+    value, reason, detail = _parse_json_line(line)
+    if reason:
+        batch.quarantine(number, reason, detail or reason, line)
+    elif not isinstance(value, dict):
+        batch.quarantine(number, "not_an_object", f"JSON {type(value).__name__}", line)
+    else:
+        batch.check_text(number, _lookup(value, settings.text_field), line,
+                         url=_lookup(value, settings.url_field), source_id=_lookup(value, settings.id_field),
+                         crawl_time=_lookup(value, settings.crawl_time_field))
 
 
 def read_jsonl(source_file: InputFile, settings: ReaderSettings,
                opener: Opener = open_local) -> Iterator[pa.RecordBatch]:
     batch = _Batch(settings, source_file)
+    limit = record_limit(settings)
     line_number = 0
     try:
         with opener(source_file.path) as raw:
-            stream = _decompressed(raw, source_file.path)
-            for line_number, line in enumerate(stream, start=1):
-                stripped = line.rstrip(b"\r\n")
-                if not stripped.strip():
-                    continue  # blank lines are separators, not records
-                value, reason, detail = _parse_json_line(stripped)
-                if reason:
-                    batch.quarantine(line_number, reason, detail or reason, stripped)
-                elif not isinstance(value, dict):
-                    batch.quarantine(line_number, "not_an_object", f"JSON {type(value).__name__}", stripped)
-                else:
-                    batch.check_text(
-                        line_number,
-                        _lookup(value, settings.text_field),
-                        stripped,
-                        url=_lookup(value, settings.url_field),
-                        source_id=_lookup(value, settings.id_field),
-                        crawl_time=_lookup(value, settings.crawl_time_field),
-                    )
+            for line_number, line, whole in bounded_lines(_decompressed(raw, source_file.path), limit):
+                if not whole:
+                    batch.quarantine(line_number, "line_too_large", f"longer than {limit} bytes", line[:200])
+                elif line.strip():  # blank lines are separators, not records
+                    try:
+                        _jsonl_record(batch, line_number, line, settings)
+                    except Exception as exc:  # whatever a hostile record raises costs that record only
+                        batch.quarantine(line_number, "unreadable_record", f"{type(exc).__name__}: {exc}",
+                                         line[:200])
                 if len(batch) >= settings.batch_rows:
                     yield batch.to_arrow()
                     batch = _Batch(settings, source_file)
@@ -392,24 +438,16 @@ def _parquet_texts(column: pa.Array | None, rows: int) -> list[Any]:
 
 def read_warc(source_file: InputFile, settings: ReaderSettings,
               opener: Opener = open_local) -> Iterator[pa.RecordBatch]:
-    from fastwarc.warc import ArchiveIterator, WarcRecordType
-
-    wanted = WarcRecordType.response | WarcRecordType.conversion | WarcRecordType.resource
+    """Documents from response/conversion/resource records; every framing problem is one quarantined
+    record and reading resumes at the next record (see :mod:`udfs.warc`). ``input_position`` is the
+    record's byte offset in the decompressed stream."""
     batch = _Batch(settings, source_file)
     position = 0
     try:
         with opener(source_file.path) as raw:
-            for record in ArchiveIterator(raw, record_types=wanted, parse_http=True):
-                position = int(record.stream_pos)
-                url = record.headers.get("WARC-Target-URI")
-                record_id = record.record_id
-                crawl_time = record.headers.get("WARC-Date")
-                payload = record.reader.read()
-                text, reason, detail = _warc_text(record, payload, settings)
-                if reason:
-                    batch.quarantine(position, reason, detail or reason, payload, url, record_id)
-                else:
-                    batch.check_text(position, text, payload, url, record_id, crawl_time)
+            for item in warc.iter_records(_decompressed(raw, source_file.path), record_limit(settings)):
+                position = item.offset
+                _warc_record(batch, item, settings)
                 if len(batch) >= settings.batch_rows:
                     yield batch.to_arrow()
                     batch = _Batch(settings, source_file)
@@ -419,18 +457,36 @@ def read_warc(source_file: InputFile, settings: ReaderSettings,
         yield batch.to_arrow()
 
 
-def _warc_text(record: Any, payload: bytes,
+def _warc_record(batch: _Batch, item: warc.WarcRecord | warc.FramingError, settings: ReaderSettings) -> None:
+    url = item.headers.get("warc-target-uri")
+    record_id = item.headers.get("warc-record-id")
+    if isinstance(item, warc.FramingError):
+        batch.quarantine(item.offset, item.reason, item.detail, item.preview, url, record_id)
+        return
+    if item.record_type not in warc.DOCUMENT_TYPES:
+        return
+    try:
+        text, reason, detail = _warc_text(item, settings)
+    except Exception as exc:  # whatever a hostile payload raises costs that record only
+        text, reason, detail = None, "unreadable_record", f"{type(exc).__name__}: {exc}"
+    if reason:
+        batch.quarantine(item.offset, reason, detail or reason, item.block[:2000], url, record_id)
+    else:
+        batch.check_text(item.offset, text, item.block[:2000], url, record_id, item.headers.get("warc-date"))
+
+
+def _warc_text(record: warc.WarcRecord,
                settings: ReaderSettings) -> tuple[str | None, str | None, str | None]:
     """Plain text for WET conversions, extracted main text for HTML responses."""
-    from fastwarc.warc import WarcRecordType
-
-    if record.record_type == WarcRecordType.conversion:
+    payload, content_type, charset = record.block, record.headers.get("content-type", ""), None
+    if record.record_type == "conversion":
         try:
             return payload.decode("utf-8"), None, None
         except UnicodeDecodeError as exc:
             return None, "invalid_utf8", f"byte {exc.start}: {exc.reason}"
-    content_type = (record.http_content_type if record.is_http
-                    else record.headers.get("Content-Type", "")) or ""
+    http = warc.http_parts(payload) if record.record_type == "response" else None
+    if http is not None:
+        payload, content_type, charset = http.body, http.content_type, http.charset
     content_type = content_type.split(";")[0].strip().lower()
     if content_type in ("text/plain", ""):
         try:
@@ -443,8 +499,7 @@ def _warc_text(record: Any, payload: bytes,
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
-    charset = (record.http_charset if record.is_http else None) or detect_encoding(payload)
-    html = bytes_to_str(payload, charset)
+    html = bytes_to_str(payload, charset or detect_encoding(payload))
     return extract_plain_text(html, main_content=settings.html_main_content), None, None
 
 

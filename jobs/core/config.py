@@ -158,6 +158,8 @@ class IngestSettings(_Strict):
     mode: Literal["overwrite", "append"] = "overwrite"
     incremental: bool = False
     max_text_bytes: int = Field(default=1_000_000, gt=0)
+    # A JSONL line or WARC block above this is quarantined unread; null: 6 x max_text_bytes + 64 KiB.
+    max_record_bytes: int | None = Field(default=None, gt=0)
     batch_rows: int = Field(default=2048, gt=0)
     raw_preview_chars: int = Field(default=500, ge=0)
     html_main_content: bool = True

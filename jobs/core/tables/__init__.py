@@ -18,7 +18,9 @@ commits nothing.
 
 from jobs.core.tables.base import (
     WRITE_MODES,
+    ConcurrentWriteError,
     DeltaBackend,
+    Merge,
     TableError,
     TableVersion,
     WriteMode,
@@ -33,8 +35,10 @@ from jobs.core.tables.store import TableStore, choose_backend, open_store
 
 __all__ = [
     "WRITE_MODES",
+    "ConcurrentWriteError",
     "DeltaBackend",
     "EmbeddedBackend",
+    "Merge",
     "NativeBackend",
     "TableError",
     "TableStore",

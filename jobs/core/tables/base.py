@@ -19,8 +19,26 @@ WRITE_MODES: tuple[str, ...] = ("overwrite", "append", "replace_partitions")
 TXN_VERSION = 1
 
 
+CONFLICT_RETRIES = 5  # a keyed write re-plans on a newer snapshot this often before it gives up
+
+
 class TableError(Exception):
     """A table cannot be read or written as asked (message says which table and why)."""
+
+
+class ConcurrentWriteError(TableError):
+    """Another writer committed to the table first, and re-planning did not get through either."""
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A keyed write: rows whose ``replace_column`` is in ``replace_values`` are deleted, then every source
+    row whose ``key`` is not among the surviving rows is inserted, in one commit. So a retried or a
+    concurrent write can never add a key twice, and re-reading an input replaces what it gave before."""
+
+    key: tuple[str, ...]
+    replace_column: str | None = None
+    replace_values: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +93,9 @@ class DeltaBackend(Protocol):
 
     def write(self, df: DataFrame, path: str, *, mode: WriteMode, partition_by: Sequence[str],
               run_id: str, tag: str) -> WriteResult: ...
+
+    def merge(self, df: DataFrame, path: str, *, merge: Merge, partition_by: Sequence[str], run_id: str,
+              tag: str) -> WriteResult: ...
 
     def history(self, path: str) -> list[TableVersion]: ...
 

@@ -23,7 +23,10 @@ from urllib.parse import unquote
 
 from jobs.core import storage
 from jobs.core.tables.base import (
+    CONFLICT_RETRIES,
     TXN_VERSION,
+    ConcurrentWriteError,
+    Merge,
     TableError,
     TableVersion,
     WriteMode,
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+STAGING = "_staging"  # per-write staging folders inside a local table (never part of a snapshot)
 STRING_STATS_MAX_CHARS = 32
 
 
@@ -148,6 +152,10 @@ def _remove_staging(staging: str, local_table: bool) -> None:
             os.rmdir(parent)
 
 
+class _TableExists(Exception):
+    """Creating a table found one created meanwhile by another writer."""
+
+
 class EmbeddedBackend:
     """Spark writes Parquet; delta-rs commits the Delta log. Works with pyspark alone."""
 
@@ -179,33 +187,39 @@ class EmbeddedBackend:
     # -- read ------------------------------------------------------------------------------------
 
     def read(self, path: str, version: int | None = None) -> DataFrame:
-        from pyspark.sql.pandas.types import from_arrow_schema
+        table = self._open_or_fail(path, version)
+        root, relative_paths, spark_schema = self._snapshot(path, table)
+        return self._read_files(root, relative_paths, spark_schema)
 
+    def _open_or_fail(self, path: str, version: int | None = None) -> Any:
         try:
             table = self._open(path, version)
         except Exception as exc:
             raise TableError(f"cannot open Delta table {path} at version {version}: {exc}") from exc
         if table is None:
             raise TableError(f"no Delta table at {path}")
-        arrow_schema = table.schema().to_arrow()
-        import pyarrow as pa
+        return table
 
-        spark_schema = from_arrow_schema(pa.schema(arrow_schema))
+    def _snapshot(self, path: str, table: Any) -> tuple[str, list[str], Any]:
+        """(local root to read from, the snapshot's data files relative to it, the Spark schema)."""
+        import pyarrow as pa
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        spark_schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
         actions = _add_actions(table)
         if "deletionVector.storageType" in actions and any(actions["deletionVector.storageType"]):
             raise TableError(f"{path} uses deletion vectors; read it with the native backend")
         relative_paths = [unquote(p) for p in actions.get("path", [])]
+        root = self._uri(path)
+        if storage.is_s3(root) and relative_paths:
+            root = self._mirror(root, relative_paths)
+        return root, relative_paths, spark_schema
+
+    def _read_files(self, root: str, relative_paths: Sequence[str], spark_schema: Any) -> DataFrame:
         if not relative_paths:
             return self.spark.createDataFrame([], spark_schema)
-        root = self._uri(path)
-        if storage.is_s3(root):
-            root = self._mirror(root, relative_paths)
         files = [os.path.join(root, rel) for rel in relative_paths]
-        frame = (
-            self.spark.read.schema(spark_schema)
-            .option("basePath", root)
-            .parquet(*files)
-        )
+        frame = self.spark.read.schema(spark_schema).option("basePath", root).parquet(*files)
         return frame.select(*spark_schema.fieldNames())
 
     def _mirror(self, root_uri: str, relative_paths: list[str]) -> str:
@@ -223,26 +237,96 @@ class EmbeddedBackend:
 
     def write(self, df: DataFrame, path: str, *, mode: WriteMode, partition_by: Sequence[str],
               run_id: str, tag: str) -> WriteResult:
-        from deltalake.transaction import CommitProperties, Transaction
-
-        uri = self._uri(path)
-        app_id = txn_app_id(run_id, tag)
         table = self._open(path)
         if table is not None:
-            if table.transaction_version(app_id) is not None:
+            if table.transaction_version(txn_app_id(run_id, tag)) is not None:
                 return WriteResult(path, int(table.version()), skipped=True)
             existing_partitions = list(table.metadata().partition_columns)
             if mode != "overwrite" and existing_partitions != list(partition_by):
                 raise TableError(
                     f"{path} is partitioned by {existing_partitions}, the write asks for {list(partition_by)}"
                 )
+        # A blind append may land on any later version; anything that removes files must not (it would
+        # leave a concurrent writer's rows in place beside its own): no commit retries for those.
+        return self._transact(path, table, df, partition_by, mode, run_id, tag,
+                              commit_retries=None if mode == "append" else 0)
+
+    def merge(self, df: DataFrame, path: str, *, merge: Merge, partition_by: Sequence[str], run_id: str,
+              tag: str) -> WriteResult:
+        """Keyed insert (see :class:`Merge`), planned on one snapshot and committed on exactly the next
+        version; when another writer got there first, planned again on the newer snapshot."""
+        from pyspark.sql import functions as F
+
+        key = list(merge.key)
+        for _attempt in range(CONFLICT_RETRIES):
+            table = self._open(path)
+            if table is None:
+                try:
+                    return self._transact(path, None, df.dropDuplicates(key), partition_by, "overwrite",
+                                          run_id, tag, commit_retries=0)
+                except ConcurrentWriteError:
+                    continue
+            if table.transaction_version(txn_app_id(run_id, tag)) is not None:
+                return WriteResult(path, int(table.version()), skipped=True)
+            root, relative_paths, spark_schema = self._snapshot(path, table)
+            current = self._read_files(root, relative_paths, spark_schema)
+            doomed: list[str] = []
+            survivors = None
+            if merge.replace_column is not None:
+                values = list(merge.replace_values)
+                replaced = F.coalesce(F.col(merge.replace_column).isin(values), F.lit(False))
+                doomed = self._files_where(current, replaced, root, relative_paths)
+                survivors = self._read_files(root, doomed, spark_schema).where(~replaced)
+                current = current.where(~replaced)
+            rows = df.join(current.select(*key), key, "left_anti").dropDuplicates(key)
+            rows = rows.select(*spark_schema.fieldNames())
+            if survivors is not None:
+                rows = rows.unionByName(survivors)
+            try:
+                return self._transact(path, table, rows, partition_by, "append", run_id, tag,
+                                      commit_retries=0, removed=doomed)
+            except ConcurrentWriteError:
+                continue
+        raise ConcurrentWriteError(f"{path}: other writers kept committing first ({CONFLICT_RETRIES} tries); "
+                                   "is another run writing to this output root?")
+
+    def _files_where(self, frame: DataFrame, condition: Any, root: str,
+                     relative_paths: Sequence[str]) -> list[str]:
+        """The snapshot's data files (relative paths) holding a row that meets ``condition``."""
+        from pyspark.sql import functions as F
+
+        by_location = {os.path.normpath(os.path.join(root, rel)): rel for rel in relative_paths}
+        found = frame.where(condition).select(F.input_file_name().alias("file")).distinct().collect()
+        doomed = []
+        for row in found:
+            location = unquote(row["file"])
+            location = location.removeprefix("file://").removeprefix("file:")
+            rel = by_location.get(os.path.normpath(location))
+            if rel is None:
+                raise TableError(f"cannot map data file {row['file']} back to the table at {root}")
+            doomed.append(rel)
+        return sorted(doomed)
+
+    def _transact(self, path: str, table: Any, df: DataFrame, partition_by: Sequence[str], mode: WriteMode,
+                  run_id: str, tag: str, commit_retries: int | None,
+                  removed: Sequence[str] = ()) -> WriteResult:
+        """Stage ``df`` as Parquet, move the files into the table and commit them (with removes of the
+        ``removed`` files) in one transaction; nothing is visible before the commit. A change that adds
+        no row and removes no file is not committed."""
+        from deltalake.exceptions import CommitFailedError
+        from deltalake.transaction import CommitProperties, Transaction
+
+        uri = self._uri(path)
         local_table = not storage.is_s3(uri)
         token = f"{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:12]}"
-        staging = (os.path.join(uri, "_staging", token) if local_table
+        staging = (os.path.join(uri, STAGING, token) if local_table
                    else os.path.join(tempfile.gettempdir(), "curate-staging", token))
         moved: list[str] = []
         try:
             staged = self._stage(df, staging, partition_by)
+            rows = sum(int(item.stats["numRecords"]) for item in staged)
+            if table is not None and mode != "overwrite" and rows == 0 and not removed:
+                return WriteResult(path, int(table.version()), False, 0, 0)
             for item in staged:
                 target = os.path.join(uri, item.relative_path) if local_table else storage.join(
                     uri, item.relative_path)
@@ -250,16 +334,20 @@ class EmbeddedBackend:
                 moved.append(target)
             properties = CommitProperties(
                 custom_metadata={"userMetadata": _user_metadata(run_id, tag, mode)},
-                app_transactions=[Transaction(app_id, TXN_VERSION)],
+                app_transactions=[Transaction(txn_app_id(run_id, tag), TXN_VERSION)],
+                max_commit_retries=commit_retries,
             )
-            self._commit(table, uri, self._actions(table, staged, mode), "overwrite" if mode == "overwrite"
-                         else "append", _delta_schema(df), list(partition_by), properties)
+            actions = self._actions(table, staged, mode) + self._removals_of(table, removed)
+            self._commit(table, uri, actions, "overwrite" if mode == "overwrite" else "append",
+                         _delta_schema(df), list(partition_by), properties)
+        except (CommitFailedError, _TableExists) as exc:
+            self._discard(moved)
+            raise ConcurrentWriteError(f"{path}: another writer committed first ({exc})") from exc
         except BaseException:
             self._discard(moved)
             raise
         finally:
             _remove_staging(staging, local_table)
-        rows = sum(int(item.stats["numRecords"]) for item in staged)
         new_version = self.version(path)
         return WriteResult(path, int(new_version if new_version is not None else 0), False, len(staged), rows)
 
@@ -319,6 +407,27 @@ class EmbeddedBackend:
                 storage.delete(target, self.storage_options)
 
     @staticmethod
+    def _removals_of(table: Any, relative_paths: Sequence[str]) -> list[Any]:
+        """Remove actions for these data files of the table's current snapshot."""
+        from deltalake.transaction import RemoveAction
+
+        if not relative_paths:
+            return []
+        wanted = set(relative_paths)
+        current = _add_actions(table)
+        columns = list(table.metadata().partition_columns)
+        now_ms = int(time.time() * 1000)
+        removals = []
+        for index, raw in enumerate(current.get("path", [])):
+            if unquote(raw) in wanted:
+                values = {column: current[f"partition.{column}"][index] for column in columns}
+                removals.append(RemoveAction(
+                    path=unquote(raw), data_change=True, deletion_timestamp=now_ms,
+                    size=int(current["size_bytes"][index]),
+                    partition_values={k: (None if v is None else str(v)) for k, v in values.items()}))
+        return removals
+
+    @staticmethod
     def _removals_for(table: Any, replaced: set[tuple], now_ms: int, remove_action: Any) -> list[Any]:
         current = _add_actions(table)
         columns = list(table.metadata().partition_columns)
@@ -345,10 +454,17 @@ class EmbeddedBackend:
         from deltalake.transaction import create_table_with_add_actions
 
         if table is None:
-            create_table_with_add_actions(uri, schema, actions, mode="error",
-                                          partition_by=partition_by or None,
-                                          storage_options=self.storage_options or None,
-                                          commit_properties=properties)
+            try:
+                create_table_with_add_actions(uri, schema, actions, mode="error",
+                                              partition_by=partition_by or None,
+                                              storage_options=self.storage_options or None,
+                                              commit_properties=properties)
+            except Exception as exc:  # two writers creating the same table: the second one loses
+                from deltalake import DeltaTable
+
+                if DeltaTable.is_deltatable(uri, storage_options=self.storage_options or None):
+                    raise _TableExists(str(exc)) from exc
+                raise
         else:
             table.create_write_transaction(actions, mode, schema, partition_by=partition_by or None,
                                            commit_properties=properties)

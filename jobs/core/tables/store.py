@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.core.config import TableSettings
 from jobs.core.tables.base import (
     WRITE_MODES,
     DeltaBackend,
+    Merge,
     TableError,
     TableVersion,
     WriteMode,
@@ -66,6 +67,16 @@ class TableStore:
         if mode == "replace_partitions" and not partition_by:
             raise TableError(f"replace_partitions on {name} needs partition columns")
         return self.backend.write(df, self.path(name), mode=mode, partition_by=list(partition_by),
+                                  run_id=run_id, tag=tag or name)
+
+    def merge(self, df: DataFrame, name: str, *, key: Sequence[str], run_id: str,
+              replace: tuple[str, Sequence[Any]] | None = None, partition_by: Sequence[str] = (),
+              tag: str | None = None) -> WriteResult:
+        """Insert the rows whose ``key`` the table lacks (after deleting the rows whose column ``replace[0]``
+        is in ``replace[1]``), atomically: see :class:`Merge`. Idempotent per (run, tag) like ``write``."""
+        column, values = replace if replace is not None else (None, ())
+        spec = Merge(tuple(key), column, tuple(values))
+        return self.backend.merge(df, self.path(name), merge=spec, partition_by=list(partition_by),
                                   run_id=run_id, tag=tag or name)
 
     def history(self, name: str) -> list[TableVersion]:
