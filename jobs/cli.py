@@ -16,11 +16,23 @@ from collections.abc import Callable, Sequence
 from jobs import runner
 from jobs.core import storage
 from jobs.core.config import Config, ConfigError, load_config
+from jobs.core.errors import SetupError, StageFailed
 from jobs.core.funnel import Funnel
+from jobs.core.lock import ConcurrentRunError
 from jobs.core.preflight import PreflightError, check_java
+from jobs.core.redaction import redact
+from jobs.core.tables import ConcurrentWriteError
 
+EXIT_STAGE = 1
 EXIT_CONFIG = 2
 EXIT_ENVIRONMENT = 3
+EXIT_CONCURRENT = 4
+EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int], ...] = (
+    (ConfigError, EXIT_CONFIG),
+    ((PreflightError, SetupError), EXIT_ENVIRONMENT),
+    ((ConcurrentRunError, ConcurrentWriteError), EXIT_CONCURRENT),
+    (StageFailed, EXIT_STAGE),
+)
 STAGE_COMMANDS = {"ingest": "ingest", "dedup": "dedup", "quality": "quality", "mix": "mix",
                   "train-quality": "train_quality", "train-topic": "train_topic"}
 ALIASES = {"train-topic": ["train-domain"]}
@@ -50,7 +62,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(runner.describe_plan(config, run_id=args.run_id, run_date=args.run_date))
         return 0
     check_java()
-    funnel = runner.run(config, run_id=args.run_id, run_date=args.run_date)
+    funnel = runner.run(config, run_id=args.run_id, run_date=args.run_date, quiet_spark=True)
     _print_funnel(funnel, config)
     if args.report:
         from jobs.core.report import write_report
@@ -63,7 +75,7 @@ def _cmd_stage(name: str) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
         config = _config(args)
         check_java()
-        _print_funnel(runner.run(config, [name], run_id=args.run_id), config)
+        _print_funnel(runner.run(config, [name], run_id=args.run_id, quiet_spark=True), config)
         return 0
 
     return command
@@ -155,15 +167,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Every failure is one line on stderr and an exit code (see jobs/core/errors.py); tracebacks go to
+    the run's log, or for errors outside a run to a file the line names."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except ConfigError as exc:
-        print(f"curate: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except PreflightError as exc:
-        print(f"curate: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        print("curate: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        for kinds, code in EXIT_CODES:
+            if isinstance(exc, kinds):
+                print(f"curate: {redact(str(exc))}", file=sys.stderr)
+                return code
+        print(f"curate: unexpected {type(exc).__name__}: {redact(_one_line(exc))} (traceback: "
+              f"{_traceback_file(exc)})", file=sys.stderr)
+        return EXIT_STAGE
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:500] if lines else ""
+
+
+def _traceback_file(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    handle, path = tempfile.mkstemp(prefix="curate-error-", suffix=".log")
+    with open(handle, "w", encoding="utf-8") as stream:
+        stream.write(redact("".join(traceback.format_exception(exc))))
+    return path
 
 
 if __name__ == "__main__":

@@ -282,14 +282,15 @@ def write_step(ctx: StageContext, work: Work, duplicates: DataFrame, columns: li
 
     assert work.features is not None
     store, tables, run_id = ctx.store, ctx.tables, ctx.run_id
-    mode = "append" if ctx.config.dedup.incremental else "overwrite"
+    incremental = ctx.config.dedup.incremental
     spec_label = index_spec_label(ctx.config)
     kept = work.docs.join(duplicates.select("doc_id"), "doc_id", "left_anti").drop("_priority")
     kept_features = work.features.join(duplicates.select("doc_id"), "doc_id", "left_anti")
     written = {
-        tables.deduped: store.write(kept.select(*columns), tables.deduped, mode=mode, run_id=run_id),
-        tables.duplicates: store.write(duplicates.select(*DUPLICATE_COLUMNS), tables.duplicates, mode=mode,
-                                       run_id=run_id),
+        tables.deduped: ctx.save(kept.select(*columns), tables.deduped, key=["doc_id"],
+                                 incremental=incremental),
+        tables.duplicates: ctx.save(duplicates.select(*DUPLICATE_COLUMNS), tables.duplicates, key=["doc_id"],
+                                    incremental=incremental),
     }
     written[tables.decisions] = audit.record(ctx, audit.decisions(
         store.read(tables.duplicates).where(F.col("run_id") == run_id), "dedup", "dropped",
@@ -297,18 +298,18 @@ def write_step(ctx: StageContext, work: Work, duplicates: DataFrame, columns: li
         F.format_string("keeper=%s est_jaccard=%.3f cluster=%s", "keeper_doc_id", "est_jaccard",
                         "cluster_id"),
         run_id), "dedup")
-    written[tables.dedup_exact_index] = store.write(
+    written[tables.dedup_exact_index] = ctx.save(
         kept_features.select("exact_hash", "doc_id", F.lit(run_id).alias("run_id")),
-        tables.dedup_exact_index, mode=mode, run_id=run_id)
+        tables.dedup_exact_index, key=["doc_id"], incremental=incremental)
     with_shingles = kept_features.where("has_shingles")
-    written[tables.dedup_band_index] = store.write(
+    written[tables.dedup_band_index] = ctx.save(
         with_shingles.select(F.posexplode("band_keys").alias("band", "key"), "doc_id",
                              F.lit(spec_label).alias("spec"), F.lit(run_id).alias("run_id")),
-        tables.dedup_band_index, mode=mode, run_id=run_id)
-    written[tables.dedup_signature_index] = store.write(
+        tables.dedup_band_index, key=["doc_id", "band"], incremental=incremental)
+    written[tables.dedup_signature_index] = ctx.save(
         with_shingles.select("doc_id", "signature", F.lit(spec_label).alias("spec"),
                              F.lit(run_id).alias("run_id")),
-        tables.dedup_signature_index, mode=mode, run_id=run_id)
+        tables.dedup_signature_index, key=["doc_id"], incremental=incremental)
     return {name: result.version for name, result in written.items()}
 
 

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from jobs.core import storage
 from jobs.core.config import Config, ConfigError, PhaseSettings
+from jobs.core.errors import PolicyError
 from jobs.core.hashing import unit_uniform
 from jobs.core.models import load_tokenizer
 from jobs.core.pandas_udfs import token_count_udf
@@ -92,16 +93,35 @@ def phase_weights(phase: PhaseSettings, available: dict[str, tuple[int, int]], b
                   config: Config) -> dict[str, float]:
     weights = phase.weights
     tokens = {domain: float(count) for domain, (_, count) in available.items()}
-    if weights.mode == "explicit":
-        unknown = sorted(set(weights.values) - set(available))
+    if weights.mode in ("explicit", "file"):
+        named = (dict(weights.values) if weights.mode == "explicit"
+                 else read_weights_file(weights.file or "", config.output.storage_options))
+        unknown = sorted(domain for domain, weight in named.items() if weight > 0 and domain not in available)
         if unknown:
-            print(f"mix: WARNING phase {phase.name}: weights name domains with no documents: {unknown}")
-        return dict(weights.values)
-    if weights.mode == "file":
-        return read_weights_file(weights.file or "", config.output.storage_options)
+            message = (f"phase {phase.name}: the weights name domains with no documents: {unknown} "
+                       f"(the input has {sorted(available)})")
+            if not config.mix.allow_unknown_domains:
+                raise PolicyError(f"{message}; a misspelling? mix.allow_unknown_domains: true accepts this")
+            print(f"mix: WARNING {message}", file=sys.stderr)
+        return named
     if weights.mode == "unimax":
         return unimax_weights(tokens, budget, config.mix.max_epochs)
     return temperature_weights(tokens, weights.temperature)
+
+
+def _refuse_infeasible(plans: list[DomainPlan], config: Config) -> None:
+    """A target above the epoch cap fails the stage (one line naming phase, domain and numbers) unless
+    mix.allow_infeasible: then it is capped, flagged in the manifest and warned about."""
+    for plan in plans:
+        if plan.feasible:
+            continue
+        message = (f"phase {plan.phase} domain {plan.domain}: target {plan.target_tokens:,.0f} tokens "
+                   f"exceeds {config.mix.max_epochs:g} epochs of {plan.available_tokens:,} available")
+        if not config.mix.allow_infeasible:
+            raise PolicyError(f"{message}; lower its weight, raise mix.max_epochs, or set "
+                              "mix.allow_infeasible: true to cap it")
+        print(f"mix: WARNING {message}; capped at {plan.planned_tokens:,.0f} (flagged infeasible, other "
+              "domains unchanged)", file=sys.stderr)
 
 
 def sample_phase(docs: DataFrame, plans: list[DomainPlan], phase_index: int, seed: int) -> DataFrame:
@@ -259,6 +279,7 @@ def run(ctx: StageContext) -> StageResult:
             phase_budget = budget * phase.fraction
             weights = phase_weights(phase, available, phase_budget, config)
             phase_plans = plan_phase(phase.name, available, weights, phase_budget, settings.max_epochs)
+            _refuse_infeasible(phase_plans, config)
             plans.extend(phase_plans)
             sampled = sample_phase(docs, phase_plans, index, settings.seed)
             parts.append(_copies_to_rows(sampled, phase.name, settings.seed, index))
@@ -278,12 +299,6 @@ def run(ctx: StageContext) -> StageResult:
     realised = {(row["phase"], row["domain"]): row for row in per_domain.collect()}
     inputs = _input_versions(store, config)
     manifest = _manifest(plans, realised, settings.seed, config.config_hash(), inputs, run_id)
-    for row in manifest:
-        if not row["feasible"]:
-            print(f"mix: WARNING phase {row['phase']} domain {row['domain']}: target "
-                  f"{row['target_tokens']:,.0f} tokens exceeds {settings.max_epochs:g} epochs of "
-                  f"{row['available_tokens']:,} available; capped at {row['planned_tokens']:,.0f} "
-                  "(flagged infeasible, other domains unchanged)", file=sys.stderr)
     manifest_version = store.write(spark.createDataFrame(manifest, _MANIFEST_SCHEMA), tables.mix_manifest,
                                    mode="append", run_id=run_id).version
     run_dir = ctx.run_dir

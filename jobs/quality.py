@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from jobs.core import audit, models
 from jobs.core.config import Config, ConfigError
+from jobs.core.errors import PolicyError
 from jobs.core.hashing import unit_uniform
 from jobs.core.models import ScoringModel, read_card
 from jobs.core.pandas_udfs import label_udf, score_udf
@@ -79,9 +80,11 @@ def check(ctx: StageContext) -> None:
     for kind in wanted:
         try:
             if kind == "language":
-                language_model(config)
+                language = quality.language
+                models.verify(language.model, config.output.storage_options, language.model_sha256)
             else:
-                scoring_model(config, kind).load()
+                scoring = scoring_model(config, kind)
+                models.verify(scoring.uri, scoring.storage_options, scoring.sha256)
         except (fasttext_models.ModelError, ValueError) as exc:
             key = {"language": "quality.language.model", "quality": "quality.classifier.model",
                    "topic": "quality.topic_classifier.model"}[kind]
@@ -170,7 +173,6 @@ def run(ctx: StageContext) -> StageResult:
         scored_before = store.read(tables.quality_scores)
         docs = docs.join(scored_before.where(scored_before.run_id != run_id).select("doc_id"), "doc_id",
                          "left_anti")
-    mode = "append" if incremental else "overwrite"
     scored = _with_classifiers(docs, config)
     passed_through = [field for field in scored.schema.fields if field.name not in ("doc_id", "text")]
     schema = from_arrow_schema(output_schema(rules))
@@ -191,15 +193,19 @@ def run(ctx: StageContext) -> StageResult:
     try:
         by_reason = {row["drop_reason"]: int(row["count"])
                      for row in scores.groupBy("drop_reason").count().collect()}
+        if sum(by_reason.values()) and not by_reason.get(None) and not config.quality.allow_empty_output:
+            reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(by_reason.items(), key=str))
+            raise PolicyError(f"scored {sum(by_reason.values())} documents and kept none ({reasons}); "
+                              "quality.allow_empty_output: true accepts this")
         extra = [name for name in ("lang", "lang_score", *CLASSIFIER_COLUMNS) if name in scores.columns]
         kept = (docs.join(scores.where(F.col("drop_reason").isNull())
                           .select("doc_id", "cleaned_text", *extra), "doc_id")
                 .withColumn("text", F.coalesce("cleaned_text", "text")).drop("cleaned_text")
                 .withColumn("n_chars", F.length("text")))
         written = {
-            tables.quality_scores: store.write(scores.drop("cleaned_text"), tables.quality_scores,
-                                               mode=mode, run_id=run_id),
-            tables.filtered: store.write(kept, tables.filtered, mode=mode, run_id=run_id),
+            tables.quality_scores: ctx.save(scores.drop("cleaned_text"), tables.quality_scores,
+                                            key=["doc_id"], incremental=incremental),
+            tables.filtered: ctx.save(kept, tables.filtered, key=["doc_id"], incremental=incremental),
         }
         shown = [F.concat(F.lit("lang="), F.col("lang"))] if "lang" in scores.columns else []
         shown += [F.format_string(f"{name}=%.3f", name) for name in ("lang_score", "quality_score")

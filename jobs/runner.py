@@ -10,23 +10,38 @@ line to :data:`REGISTRY`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
+import json
+import os
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from jobs.core import storage
-from jobs.core.config import Config, ConfigError
+from jobs.core.config import Config, ConfigError, check_name
+from jobs.core.errors import SetupError, StageFailed
+from jobs.core.faults import crash_point
 from jobs.core.funnel import Funnel, new_run_id
 from jobs.core.ledger import Attempt, Ledger, code_version, finished_stages, unseen_files
+from jobs.core.lock import ConcurrentRunError, RunLock
 from jobs.core.progress import stage_progress
+from jobs.core.redaction import redact
+from jobs.core.result import StageResult
+from jobs.core.runlog import RunLog, process_output_to
 from jobs.core.stage import Stage, StageContext
-from jobs.core.tables import peek_table, read_rows
+from jobs.core.tables import ConcurrentWriteError, peek_table, read_rows
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+# The tables a run may leave half-written files in (cleaned, under the run lock, before it starts).
+TABLE_FIELDS = ("bronze", "quarantine", "deduped", "duplicates", "dedup_exact_index", "dedup_band_index",
+                "dedup_signature_index", "quality_scores", "filtered", "mixture", "mix_manifest",
+                "run_ledger", "ingested_files", "decisions")
 
 # The stages, in the order a full run takes them: name -> "module:attribute" of its Stage.
 REGISTRY: dict[str, str] = {
@@ -56,7 +71,12 @@ def run_id_for(config: Config, run_date: str | None = None, run_id: str | None =
             raise ConfigError(f"--run-date must be YYYY-MM-DD, got {run_date!r}",
                               source="--run-date") from None
         return f"{config.run.name}-{run_date}"
-    return run_id or new_run_id()
+    if run_id is None:
+        return new_run_id()
+    try:
+        return check_name(run_id, "--run-id")
+    except ValueError as exc:
+        raise ConfigError(str(exc), source="--run-id") from None
 
 
 @dataclass(frozen=True)
@@ -94,7 +114,10 @@ def started(context: StageContext, spark: SparkSession | None = None) -> StageCo
     from jobs.core.tables import open_store
 
     config = context.config
-    session = spark or get_spark(config.spark)
+    try:
+        session = spark or get_spark(config.spark)
+    except Exception as exc:  # a bad Spark setting, no JVM: the environment, not the pipeline
+        raise SetupError(f"cannot start Spark: {_first_line(exc)}") from exc
     store = open_store(session, config.output.root, config.tables, config.output.storage_options)
     ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
     return replace(context, session=session, table_store=store, run_ledger=ledger)
@@ -115,60 +138,124 @@ def table_history(config: Config, table: str) -> list[Any]:
     return started(StageContext(config, "history")).store.history(table)
 
 
+@contextlib.contextmanager
+def _lock(config: Config, run_id: str) -> Iterator[RunLock]:
+    """Hold the output root's run lock; a root that cannot be written is an environment error."""
+    settings = config.run.lock
+    lock = RunLock(config.output.root, run_id, config.output.storage_options, settings.lease_seconds,
+                   settings.wait_seconds)
+    try:
+        lock.acquire()
+    except ConcurrentRunError:
+        raise
+    except Exception as exc:
+        raise SetupError(f"cannot take the run lock in output.root {config.output.root}: "
+                         f"{_first_line(exc)}") from exc
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 def run(config: Config, names: Sequence[str] | None = None, run_id: str | None = None,
-        run_date: str | None = None, spark: SparkSession | None = None) -> Funnel:
-    """Run stages in order on one SparkSession and record each attempt in the run ledger.
+        run_date: str | None = None, spark: SparkSession | None = None, quiet_spark: bool = False) -> Funnel:
+    """Run stages in order on one SparkSession, holding the output root's run lock, and record each
+    attempt in the run ledger (a "running" row, then its outcome).
 
     Stages this run already finished are skipped: a failed run resumes at its first unfinished stage and
-    a finished run does nothing. Returns the funnel (also saved in the run folder)."""
-    planned = start(plan(config, list(names or config.run.stages), run_id_for(config, run_date, run_id),
-                         run_date), spark)
-    context = planned.context
-    first = planned.first_unfinished(context.ledger.finished_stages(context.run_id))
-    funnel = _resumed_funnel(planned, first)
-    if first == len(planned.stages):
-        print(f"run {context.run_id}: every stage already finished; nothing to do")
-        return funnel
-    if first:
-        print(f"run {context.run_id}: resuming at stage {planned.names[first]} "
-              f"({', '.join(planned.names[:first])} already finished)")
-    storage.write_bytes(storage.join(context.run_dir, "config.json"),
-                        config.model_dump_json(indent=2).encode(), context.storage_options)
-    version = code_version()
-    for position in range(first, len(planned.stages)):
-        _run_stage(planned, position, funnel, version)
+    a finished run does nothing. Returns the funnel (also saved in the run folder). Failures are one-line
+    exceptions (see :mod:`jobs.core.errors`); their tracebacks go to ``runs/<run_id>/run.log``. With
+    ``quiet_spark`` (the CLI), Spark's own output goes to ``runs/<run_id>/spark.log`` (local roots; a temp
+    file for s3://), not to the terminal."""
+    planned = plan(config, list(names or config.run.stages), run_id_for(config, run_date, run_id), run_date)
+    with _lock(config, planned.context.run_id) as lock, _spark_output(planned.context, quiet_spark):
+        planned = start(planned, spark)
+        context = planned.context
+        log = RunLog(context.run_dir, context.storage_options)
+        abandoned = context.ledger.close_abandoned(context.run_id)
+        if abandoned:
+            log.write(f"closed abandoned attempts: {', '.join(abandoned)}")
+        cleaned = context.store.clean_uncommitted([getattr(config.tables, name) for name in TABLE_FIELDS])
+        if cleaned:
+            log.write(f"removed {cleaned} files of uncommitted writes left by earlier attempts")
+        first = planned.first_unfinished(context.ledger.finished_stages(context.run_id))
+        funnel = _resumed_funnel(planned, first)
+        if first == len(planned.stages):
+            print(f"run {context.run_id}: every stage already finished; nothing to do")
+            return funnel
+        if first:
+            print(f"run {context.run_id}: resuming at stage {planned.names[first]} "
+                  f"({', '.join(planned.names[:first])} already finished)")
+        storage.write_bytes(storage.join(context.run_dir, "config.json"),
+                            redact(json.dumps(config.redacted(), indent=2)).encode(), context.storage_options)
+        version = code_version()
+        for position in range(first, len(planned.stages)):
+            lock.check()
+            _run_stage(planned, position, funnel, version, log)
     return funnel
 
 
+def _spark_output(context: StageContext, quiet: bool) -> contextlib.AbstractContextManager[None]:
+    if not quiet:
+        return contextlib.nullcontext()
+    folder = (tempfile.mkdtemp(prefix="curate-spark-") if storage.is_s3(context.run_dir) else context.run_dir)
+    return process_output_to(os.path.join(folder, "spark.log"))
+
+
 def _resumed_funnel(planned: Plan, first: int) -> Funnel:
-    """The funnel of this run so far: the results of the stages it already finished."""
+    """The funnel of this run so far: the results of the stages it already finished (from funnel.json,
+    or from their ledger rows when the file is missing or damaged)."""
     context = planned.context
-    previous = Funnel.load(context.run_dir, context.storage_options)
     done = set(planned.names[:first])
-    return Funnel(run_id=context.run_id, config_hash=context.config.config_hash(),
-                  stages=[result for result in (previous.stages if previous else []) if result.stage in done])
+    previous = Funnel.load(context.run_dir, context.storage_options)
+    if previous is not None:
+        results = [result for result in previous.stages if result.stage in done]
+    else:
+        rows = [row for row in context.ledger.attempts(context.run_id) if row["status"] == "succeeded"]
+        latest = {row["stage"]: row for row in sorted(rows, key=lambda row: row["attempt"])}
+        results = [StageResult(name, int(latest[name]["docs_in"] or 0), int(latest[name]["docs_out"] or 0),
+                               drops=json.loads(latest[name]["drops"] or "{}"),
+                               seconds=float(latest[name]["seconds"] or 0))
+                   for name in planned.names[:first] if name in latest]
+    return Funnel(run_id=context.run_id, config_hash=context.config.config_hash(), stages=results)
 
 
-def _run_stage(planned: Plan, position: int, funnel: Funnel, version: str) -> None:
-    """One stage: a ledger row for its outcome, its time, its funnel entry."""
+def _run_stage(planned: Plan, position: int, funnel: Funnel, version: str, log: RunLog) -> None:
+    """One stage: a "running" ledger row, then its outcome; its time; its funnel entry."""
     entry, context = planned.stages[position], planned.context_for(position)
     store, ledger = context.store, context.ledger
     inputs = {name: store.version(name) for name in entry.reads(context.config)}
     attempt = Attempt(context.run_id, context.run_date, entry.name,
                       ledger.next_attempt(context.run_id, entry.name), context.config.config_hash(), version,
                       inputs)
-    started = time.monotonic()
+    ledger.record(attempt.row("running"))
+    log.write(f"stage {entry.name} attempt {attempt.attempt} started")
+    crash_point(f"stage:{entry.name}:started")
+    started_at = time.monotonic()
     try:
         with stage_progress(context.spark, entry.name):
             result = entry.run(context)
     except BaseException as exc:
-        ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {exc}"[:2000]))
+        log.failure(f"stage {entry.name} attempt {attempt.attempt} failed", exc)
+        reason = redact(_first_line(exc))
+        ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {reason}"))
         funnel.save(context.run_dir, context.storage_options)
-        raise
-    result.seconds = round(time.monotonic() - started, 2)
+        if isinstance(exc, ConcurrentRunError | ConcurrentWriteError | KeyboardInterrupt | SystemExit):
+            raise
+        raise StageFailed(entry.name, reason, log.uri) from exc
+    result.seconds = round(time.monotonic() - started_at, 2)
     ledger.record(attempt.row("succeeded", result))
+    log.write(f"stage {entry.name} attempt {attempt.attempt} succeeded in {result.seconds:.1f} s: "
+              f"{result.docs_in:,} in, {result.docs_out:,} out")
     funnel.stages.append(result)
     funnel.save(context.run_dir, context.storage_options)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The one line worth showing of an exception (Py4J errors put the Java one on the first line)."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:500] if lines else type(exc).__name__
 
 
 # ------------------------------------------------------------------------------------------ dry run

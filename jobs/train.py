@@ -33,6 +33,7 @@ from jobs.core.config import (
     TopicTrainingSettings,
     TrainingSource,
 )
+from jobs.core.errors import PolicyError
 from jobs.core.hashing import unit_uniform
 from jobs.core.stage import Stage, StageContext, StageResult
 from jobs.core.tables import TableStore
@@ -177,11 +178,16 @@ def _train_and_save(sample: pa.Table, settings: QualityTrainingSettings | TopicT
     fit_seconds = time.monotonic() - fit_started
     card["data"].update({"train": _label_counts(train_labels), "holdout": _label_counts(test_labels),
                          "seed": settings.seed, "holdout_fraction": settings.holdout_fraction})
+    holdout = evaluate(model, test_texts, test_labels)
+    metric, floor = ("roc_auc", settings.min_holdout_roc_auc) if kind == "quality" else (
+        "accuracy", settings.min_holdout_accuracy)  # type: ignore[union-attr]
+    if floor is not None and (holdout.get(metric) is None or holdout[metric] < floor):
+        raise PolicyError(f"the {kind} classifier's held-out {metric} is {holdout.get(metric)}, below the "
+                          f"floor {floor} (train.{kind}.min_holdout_{metric}); the model was not saved")
     return _save_model(model, {
         **card, "kind": kind, "normalization": asdict(normalization),
         "hyperparameters": {**asdict(params), "configured_lr": configured.lr},
-        "metrics": {"holdout": evaluate(model, test_texts, test_labels),
-                    "train_seconds": round(fit_seconds, 2)},
+        "metrics": {"holdout": holdout, "train_seconds": round(fit_seconds, 2)},
         "run_id": run_id,
     }, config.training_output(kind), config.output.storage_options)
 

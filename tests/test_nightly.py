@@ -14,6 +14,7 @@ import pytest
 
 from jobs import runner
 from jobs.core.audit import explain
+from jobs.core.errors import StageFailed
 from jobs.core.funnel import Funnel
 from jobs.core.progress import progress_line
 from jobs.core.report import write_report
@@ -43,7 +44,8 @@ class Nights:
 
 
 def _ledger(store: TableStore) -> list[dict]:
-    return [row.asDict() for row in store.read("run_ledger").collect()]
+    """The ledger's outcome rows (each attempt also has the "running" row it started with)."""
+    return [row.asDict() for row in store.read("run_ledger").collect() if row.status != "running"]
 
 
 def _run(nights: Nights, label: str, date: str) -> None:
@@ -85,13 +87,20 @@ def nights(spark, tmp_path_factory) -> Nights:
             raise Crash("disk full (injected)")
         return real_write(self, df, name, **kwargs)
 
-    TableStore.write = crashing_write
+    real_merge = TableStore.merge
+
+    def crashing_merge(self, df, name, **kwargs):
+        if name == "filtered" and kwargs.get("run_id") == NIGHT_3:
+            raise Crash("disk full (injected)")
+        return real_merge(self, df, name, **kwargs)
+
+    TableStore.write, TableStore.merge = crashing_write, crashing_merge
     try:
         _run(state, "night 3", "2026-11-03")
-    except Crash as exc:
-        state.crash = exc
+    except StageFailed as exc:
+        state.crash = exc.__cause__
     finally:
-        TableStore.write = real_write
+        TableStore.write, TableStore.merge = real_write, real_merge
     state.ledger_after_crash = [row for row in _ledger(state.store) if row["run_id"] == NIGHT_3]
     _run(state, "night 3 again", "2026-11-03")
     return state

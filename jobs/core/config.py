@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -29,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from jobs.core import storage
+from jobs.core import redaction, storage
 from udfs.classifier import ClassifierNormalization, FastTextParams
 from udfs.fasttext_models import DEFAULT_LID_MODEL
 from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
@@ -38,6 +39,20 @@ from udfs.normalize import TextNormalization
 from udfs.quality import LanguageRules
 
 DEFAULT_STAGES = ("ingest", "dedup", "quality", "mix")
+# Run ids, run names and table names become path segments under output.root: no separators, no "..".
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it is a safe single path segment, else ValueError saying why."""
+    if not NAME_PATTERN.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} must be letters, digits, '.', '_' or '-' (no '/' and no '..')")
+    return value
+
+
+def is_location(name: str) -> bool:
+    """A table given as a full URI or absolute path rather than a name under ``<output.root>/tables``."""
+    return "://" in name or name.startswith("/")
 
 
 class ConfigError(Exception):
@@ -88,11 +103,24 @@ def settings_from(defaults: type, *, exclude: Iterable[str] = (),
     return model
 
 
+class LockSettings(_Strict):
+    """One run at a time per output.root: a second run waits this long, then fails (exit 4)."""
+
+    wait_seconds: float = Field(default=0.0, ge=0)
+    lease_seconds: float = Field(default=600.0, ge=10)  # S3 leases: renewed every third of this
+
+
 class RunSettings(_Strict):
     """Which stages ``curate run`` executes, in order (names from the runner's registry)."""
 
     name: str = "curate"
     stages: list[str] = Field(default_factory=lambda: list(DEFAULT_STAGES), min_length=1)
+    lock: LockSettings = Field(default_factory=lambda: LockSettings())
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        return check_name(value, "run name")
 
 
 class SparkSettings(_Strict):
@@ -151,6 +179,20 @@ class TableSettings(_Strict):
     ingested_files: str = "ingested_files"
     decisions: str = "decisions"
 
+    @model_validator(mode="after")
+    def _safe_and_distinct(self) -> TableSettings:
+        names = {field: value for field, value in self.model_dump().items() if field != "backend"}
+        for field, value in names.items():
+            if not is_location(value):
+                check_name(value, f"table name tables.{field}")
+        seen: dict[str, str] = {}
+        for field, value in names.items():
+            if value in seen:
+                raise ValueError(f"tables.{field} and tables.{seen[value]} are both {value!r}; "
+                                 "each table needs its own name")
+            seen[value] = field
+        return self
+
 
 class IngestSettings(_Strict):
     """``incremental``: read only input files the ledger has not seen (path, size, etag) and append."""
@@ -163,6 +205,7 @@ class IngestSettings(_Strict):
     batch_rows: int = Field(default=2048, gt=0)
     raw_preview_chars: int = Field(default=500, ge=0)
     html_main_content: bool = True
+    allow_empty_output: bool = False  # false: reading records and keeping none fails the stage
 
 
 NormalizationSettings = settings_from(TextNormalization)
@@ -298,6 +341,7 @@ class TopicClassifierSettings(_ClassifierScoring):
 
 class QualitySettings(_Strict):
     incremental: bool = False  # score only deduped documents no earlier run scored, and append
+    allow_empty_output: bool = False  # false: scoring documents and keeping none fails the stage
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     gopher_quality: GopherQualitySettings = Field(default_factory=GopherQualitySettings)
     gopher_repetition: GopherRepetitionSettings = Field(default_factory=GopherRepetitionSettings)
@@ -361,6 +405,8 @@ class QualityTrainingSettings(_ClassifierTraining):
     positive_label: str = "hq"
     negative_label: str = "cc"
     max_per_class: int = Field(default=20_000, gt=0)
+    # A model whose held-out ROC-AUC is below this is not saved and the stage fails (null: no floor).
+    min_holdout_roc_auc: float | None = Field(default=0.7, ge=0, le=1)
 
 
 class TopicTrainingSettings(_ClassifierTraining):
@@ -368,6 +414,8 @@ class TopicTrainingSettings(_ClassifierTraining):
 
     documents: TrainingSource | None = None
     max_per_label: int = Field(default=5_000, gt=0)
+    # A model whose held-out accuracy is below this is not saved and the stage fails (null: no floor).
+    min_holdout_accuracy: float | None = Field(default=0.5, ge=0, le=1)
 
 
 class TrainSettings(_Strict):
@@ -448,6 +496,8 @@ class MixSettings(_Strict):
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     total_tokens: float | None = Field(default=None, gt=0)  # null: the tokens available in the input
     max_epochs: float = Field(default=4.0, gt=0)  # per domain and phase
+    allow_infeasible: bool = False  # true: a target above the epoch cap is capped and flagged, not an error
+    allow_unknown_domains: bool = False  # true: weights may name domains the input lacks (a warning)
     phases: list[PhaseSettings] = Field(default_factory=lambda: [PhaseSettings()], min_length=1)
     export: ExportSettings = Field(default_factory=ExportSettings)
 
@@ -482,9 +532,22 @@ class Config(_Strict):
         return self._source
 
     def config_hash(self) -> str:
-        """Stable hash of the effective settings, recorded with every run."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """Stable hash of the effective settings (credentials masked), recorded with every run."""
+        canonical = json.dumps(self.redacted(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def secrets(self) -> list[str]:
+        """Credential values in the storage options and Spark settings (never written anywhere)."""
+        return [*redaction.secret_values(self.input.storage_options),
+                *redaction.secret_values(self.output.storage_options),
+                *redaction.secret_values(self.spark.conf)]
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as JSON-ready data with every credential masked: what config.json holds."""
+        data = self.model_dump(mode="json")
+        for section, key in (("input", "storage_options"), ("output", "storage_options"), ("spark", "conf")):
+            data[section][key] = redaction.masked(data[section][key])
+        return data
 
     def model_uri(self, kind: Literal["quality", "topic"]) -> str:
         """Where the ``kind`` classifier is read from at scoring time."""
@@ -565,6 +628,7 @@ def validate_config(data: Mapping[str, Any], source: str = "<memory>") -> Config
     except ValidationError as exc:
         raise _describe(exc.errors(), source) from None
     config._source = source
+    redaction.register(config.secrets())
     return config
 
 

@@ -46,8 +46,12 @@ class Funnel:
         target = storage.join(run_dir, "funnel.json")
         if not storage.exists(target, storage_options):
             return None
-        data = json.loads(storage.read_bytes(target, storage_options))
-        return cls(data["run_id"], data["config_hash"], [StageResult(**stage) for stage in data["stages"]])
+        try:
+            data = json.loads(storage.read_bytes(target, storage_options))
+            stages = [StageResult(**stage) for stage in data["stages"]]
+            return cls(data["run_id"], data["config_hash"], stages)
+        except (ValueError, TypeError, KeyError):  # damaged (written by hand, or before writes were atomic)
+            return None
 
     def save(self, run_dir: str, storage_options: dict[str, str] | None = None) -> str:
         target = storage.join(run_dir, "funnel.json")

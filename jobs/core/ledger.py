@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.core.redaction import redact
 from jobs.core.result import StageResult
 
 if TYPE_CHECKING:
@@ -46,15 +47,28 @@ def code_version() -> str:
         return "unknown"
 
 
+OUTCOMES = ("succeeded", "failed")  # an attempt starts with a "running" row and ends with one of these
+ABANDONED = "abandoned: the attempt ended without recording an outcome (the process was killed or lost)"
+
+
+def attempt_outcomes(ledger_rows: Sequence[Mapping[str, Any]], run_id: str) -> dict[tuple[str, int], str]:
+    """(stage, attempt) -> its outcome, or "running" for an attempt with no outcome row (yet)."""
+    outcomes: dict[tuple[str, int], str] = {}
+    for row in ledger_rows:
+        if row["run_id"] == run_id:
+            key = (row["stage"], int(row["attempt"]))
+            if row["status"] in OUTCOMES or key not in outcomes:
+                outcomes[key] = row["status"]
+    return outcomes
+
+
 def finished_stages(ledger_rows: Sequence[Mapping[str, Any]], run_id: str) -> set[str]:
     """Stages whose latest attempt in ``run_id`` succeeded."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for row in ledger_rows:
-        if row["run_id"] != run_id:
-            continue
-        if row["stage"] not in latest or row["attempt"] > latest[row["stage"]]["attempt"]:
-            latest[row["stage"]] = row
-    return {stage for stage, row in latest.items() if row["status"] == "succeeded"}
+    latest: dict[str, tuple[int, str]] = {}
+    for (stage, attempt), status in attempt_outcomes(ledger_rows, run_id).items():
+        if stage not in latest or attempt > latest[stage][0]:
+            latest[stage] = (attempt, status)
+    return {stage for stage, (_, status) in latest.items() if status == "succeeded"}
 
 
 def unseen_files(files: Sequence[Any], ingested: Sequence[Mapping[str, Any]], run_id: str) -> list[Any]:
@@ -108,9 +122,26 @@ class Ledger:
 
     def record(self, row: tuple) -> None:
         spark = self.store.spark
+        row = (*row[:-1], None if row[-1] is None else redact(row[-1])[:2000])  # the error text
         # tag: each ledger row is its own idempotent write (run, stage, attempt, status)
         self.store.write(spark.createDataFrame([row], LEDGER_SCHEMA), self.table, mode="append",
                          run_id=row[0], tag=f"ledger-{row[2]}-{row[3]}-{row[4]}")
+
+    def close_abandoned(self, run_id: str) -> list[str]:
+        """Record a failed row for every attempt of this run that has a "running" row but no outcome:
+        under the run lock, no such attempt can still be alive. Returns "stage #attempt" of each."""
+        rows = self.attempts(run_id)
+        closed = []
+        for (stage, attempt), status in sorted(attempt_outcomes(rows, run_id).items()):
+            if status != "running":
+                continue
+            started = next(row for row in rows if row["stage"] == stage and int(row["attempt"]) == attempt)
+            dead = Attempt(run_id, started["run_date"], stage, attempt, started["config_hash"],
+                           started["code_version"], json.loads(started["input_versions"] or "{}"),
+                           started["started_at"].replace(tzinfo=dt.timezone.utc))
+            self.record(dead.row("failed", error=ABANDONED))
+            closed.append(f"{stage} #{attempt}")
+        return closed
 
     def ingested_files(self) -> list[dict[str, Any]]:
         """Every (path, size, etag, run_id) row of the ingested-files table."""
@@ -121,8 +152,8 @@ class Ledger:
     def record_files(self, files: Sequence[tuple[str, int, str]], run_id: str) -> None:
         spark = self.store.spark
         rows = [(path, size, etag, run_id) for path, size, etag in files]
-        self.store.write(spark.createDataFrame(rows, FILES_SCHEMA), self.files_table, mode="append",
-                         run_id=run_id, tag="ingested-files")
+        self.store.merge(spark.createDataFrame(rows, FILES_SCHEMA), self.files_table,
+                         key=["path", "size", "etag"], run_id=run_id, tag="ingested-files")
 
 
 def versions(store: TableStore, names: Sequence[str]) -> Mapping[str, int | None]:

@@ -52,6 +52,12 @@ def load(uri: str, storage_options: Mapping[str, str] | None = None,
     return fasttext_models.load_model(resolve_model(uri, storage_options, expected_sha256=expected_sha256))
 
 
+def verify(uri: str, storage_options: Mapping[str, str] | None = None,
+           expected_sha256: str | None = None) -> None:
+    """Fetch and read the model once, without keeping it (the driver's check before Spark starts)."""
+    fasttext_models.read_model(resolve_model(uri, storage_options, expected_sha256=expected_sha256))
+
+
 def read_card(model_uri: str, storage_options: Mapping[str, str] | None = None) -> ModelCard | None:
     """The card saved beside ``model_uri``, or None for a model trained elsewhere."""
     uri = card_uri(model_uri)

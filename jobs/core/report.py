@@ -15,6 +15,7 @@ from typing import Any
 from jobs.core import storage
 from jobs.core.config import Config, ConfigError
 from jobs.core.funnel import Funnel
+from jobs.core.redaction import redact
 from jobs.core.result import StageResult
 from jobs.core.tables import read_rows
 
@@ -163,5 +164,5 @@ def write_report(config: Config, run_id: str) -> str:
             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}</style></head><body>"
             + "\n".join(sections) + "</body></html>")
     target = storage.join(out, "index.html")
-    storage.write_bytes(target, page.encode("utf-8"), options)
+    storage.write_bytes(target, redact(page).encode("utf-8"), options)
     return target

@@ -6,7 +6,7 @@ the session, the table store or the ledger, and never times itself (the runner d
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -15,10 +15,10 @@ from jobs.core.config import Config
 from jobs.core.result import StageResult
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from jobs.core.ledger import Ledger
-    from jobs.core.tables import TableStore
+    from jobs.core.tables import TableStore, WriteResult
 
 
 def run_folder(config: Config, run_id: str) -> str:
@@ -69,6 +69,13 @@ class StageContext:
     @property
     def storage_options(self) -> dict[str, str]:
         return dict(self.config.output.storage_options)
+
+    def save(self, df: DataFrame, name: str, *, key: Sequence[str], incremental: bool) -> WriteResult:
+        """A stage's output: the whole table replaced, or (incremental) only rows with new keys added, so
+        a retried or concurrent run never adds a key twice."""
+        if incremental:
+            return self.store.merge(df, name, key=key, run_id=self.run_id)
+        return self.store.write(df, name, mode="overwrite", run_id=self.run_id)
 
     def for_stage(self, earlier: tuple[str, ...]) -> StageContext:
         return replace(self, earlier=earlier)

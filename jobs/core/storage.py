@@ -7,11 +7,13 @@ uses (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ACCESS_KEY_ID``, ...).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import io
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,12 +184,25 @@ def delete(uri: str, storage_options: Mapping[str, str] | None = None) -> None:
 
 
 def write_bytes(uri: str, payload: bytes, storage_options: Mapping[str, str] | None = None) -> None:
+    """All or nothing: a reader sees the old content or the new, never a part (an S3 PUT is atomic; a
+    local file is written beside its target and renamed over it)."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
         s3_client(storage_options).put_object(Bucket=bucket, Key=key, Body=payload)
-    else:
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        Path(uri).write_bytes(payload)
+        return
+    target = Path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
 
 
 def exists(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:

@@ -17,11 +17,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from jobs.core import storage
+from jobs.core.faults import crash_point
 from jobs.core.tables.base import (
     CONFLICT_RETRIES,
     TXN_VERSION,
@@ -152,6 +153,27 @@ def _remove_staging(staging: str, local_table: bool) -> None:
             os.rmdir(parent)
 
 
+def _ever_added(uri: str, storage_options: Mapping[str, str]) -> set[str]:
+    """Every data file path (relative, decoded) any commit or checkpoint of the log has added."""
+    import pyarrow.parquet as pq
+
+    log = storage.join(uri, "_delta_log")
+    added: set[str] = set()
+    if not storage.exists(log, storage_options):
+        return added
+    for info in storage.list_files(log, storage_options):
+        if info.path.endswith(".json"):
+            for line in storage.read_bytes(info.path, storage_options).splitlines():
+                action = json.loads(line) if line.strip() else {}
+                if "add" in action:
+                    added.add(unquote(action["add"]["path"]))
+        elif info.path.endswith(".parquet"):  # checkpoints
+            with storage.open_input(info.path, storage_options) as handle:
+                table = pq.read_table(handle, columns=["add"])
+            added.update(unquote(row["path"]) for row in table.column("add").to_pylist() if row)
+    return added
+
+
 class _TableExists(Exception):
     """Creating a table found one created meanwhile by another writer."""
 
@@ -280,13 +302,16 @@ class EmbeddedBackend:
                 current = current.where(~replaced)
             rows = df.join(current.select(*key), key, "left_anti").dropDuplicates(key)
             rows = rows.select(*spark_schema.fieldNames())
+            carried = 0  # rows of rewritten data files that stay: not inserted by this write
             if survivors is not None:
+                carried = survivors.count() if doomed else 0
                 rows = rows.unionByName(survivors)
             try:
-                return self._transact(path, table, rows, partition_by, "append", run_id, tag,
-                                      commit_retries=0, removed=doomed)
+                result = self._transact(path, table, rows, partition_by, "append", run_id, tag,
+                                        commit_retries=0, removed=doomed)
             except ConcurrentWriteError:
                 continue
+            return replace(result, rows_added=(result.rows_added or 0) - carried)
         raise ConcurrentWriteError(f"{path}: other writers kept committing first ({CONFLICT_RETRIES} tries); "
                                    "is another run writing to this output root?")
 
@@ -338,8 +363,10 @@ class EmbeddedBackend:
                 max_commit_retries=commit_retries,
             )
             actions = self._actions(table, staged, mode) + self._removals_of(table, removed)
+            crash_point(f"commit:{os.path.basename(uri.rstrip('/'))}:before")
             self._commit(table, uri, actions, "overwrite" if mode == "overwrite" else "append",
                          _delta_schema(df), list(partition_by), properties)
+            crash_point(f"commit:{os.path.basename(uri.rstrip('/'))}:after")
         except (CommitFailedError, _TableExists) as exc:
             self._discard(moved)
             raise ConcurrentWriteError(f"{path}: another writer committed first ({exc})") from exc
@@ -468,6 +495,29 @@ class EmbeddedBackend:
         else:
             table.create_write_transaction(actions, mode, schema, partition_by=partition_by or None,
                                            commit_properties=properties)
+
+    # -- clean-up ----------------------------------------------------------------------------------
+
+    def clean_uncommitted(self, path: str) -> int:
+        """Delete staging folders and data files that no commit of the log ever added: what a write killed
+        between moving its files into place and committing leaves behind."""
+        uri = self._uri(path)
+        removed = 0
+        if not storage.is_s3(uri):
+            staging = os.path.join(uri, STAGING)
+            if os.path.isdir(staging):
+                removed += sum(len(names) for _, _, names in os.walk(staging))
+                shutil.rmtree(staging, ignore_errors=True)
+        if not storage.exists(uri, self.storage_options):
+            return removed
+        referenced = _ever_added(uri, self.storage_options)
+        for info in storage.list_files(uri, self.storage_options):
+            relative = info.path[len(uri):].lstrip("/")
+            if (relative.endswith(".parquet") and relative not in referenced
+                    and not relative.startswith(("_delta_log/", STAGING + "/"))):
+                storage.delete(info.path, self.storage_options)
+                removed += 1
+        return removed
 
     # -- history -----------------------------------------------------------------------------------
 

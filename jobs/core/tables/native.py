@@ -139,6 +139,10 @@ class NativeBackend:
             return WriteResult(path, int(self.version(path) or 0), False, 0, rows)
         raise ConcurrentWriteError(f"{path}: other writers kept committing first ({CONFLICT_RETRIES} tries)")
 
+    def clean_uncommitted(self, path: str) -> int:
+        """Nothing to do here: delta-spark's uncommitted files are VACUUM's (``curate maintain``)."""
+        return 0
+
     def _txn_committed(self, path: str, run_id: str, tag: str) -> bool:
         """Whether a commit of this run and tag is in the table's history (its userMetadata)."""
         return any(entry.run_id == run_id and entry.tag == tag for entry in self.history(path))

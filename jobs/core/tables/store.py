@@ -79,6 +79,11 @@ class TableStore:
         return self.backend.merge(df, self.path(name), merge=spec, partition_by=list(partition_by),
                                   run_id=run_id, tag=tag or name)
 
+    def clean_uncommitted(self, names: Sequence[str]) -> int:
+        """Remove files that writes killed before their commit left in these tables (call it only while
+        holding the run lock: a live writer's staged files look the same). Returns how many."""
+        return sum(self.backend.clean_uncommitted(self.path(name)) for name in dict.fromkeys(names))
+
     def history(self, name: str) -> list[TableVersion]:
         return self.backend.history(self.path(name))
 
