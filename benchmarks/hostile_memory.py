@@ -25,7 +25,8 @@ import resource, sys, time
 sys.path.insert(0, {root!r})
 from udfs.readers import InputFile, ReaderSettings, count_reasons, read_file
 started = time.perf_counter()
-counts = count_reasons(list(read_file(InputFile({path!r}, "bomb.jsonl.gz", "jsonl"), ReaderSettings(source="b"))))
+source = InputFile({path!r}, "bomb.jsonl.gz", "jsonl")
+counts = count_reasons(list(read_file(source, ReaderSettings(source="b"))))
 print(counts, time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

@@ -55,8 +55,8 @@ def _config(root: Path, phases: list[dict], **extra: object) -> Config:
     return validate_config({
         "input": {"paths": ["unused"]}, "output": {"root": str(root)},
         "spark": {"master": "local[2]", "driver_memory": "8g", "conf": {"spark.sql.shuffle.partitions": 16}},
-        "mix": {"domains": {"column": "source"}, "max_epochs": 3.0, "phases": phases, "allow_infeasible": True,
-                **extra},
+        "mix": {"domains": {"column": "source"}, "max_epochs": 3.0, "phases": phases,
+                "allow_infeasible": True, **extra},
     }, source="benchmarks/mix_accuracy.py")
 
 
