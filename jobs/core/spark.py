@@ -35,10 +35,30 @@ BASE_CONF: dict[str, str] = {
 
 LOCAL_ONLY_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
-    "spark.sql.shuffle.partitions": "8",
+    # Generous, and AQE coalesces small shuffles into ~64 MB partitions: a 1M-document dedup gets tasks
+    # whose memory is bounded by partition size, a 1k-document test gets a handful of tasks.
+    "spark.sql.shuffle.partitions": "200",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "64m",
     "spark.driver.bindAddress": "127.0.0.1",
     "spark.driver.host": "127.0.0.1",
 }
+
+
+AUTO_MEMORY_FRACTION = 0.5  # of physical RAM for the embedded JVM; Python workers and the OS get the rest
+MIN_AUTO_MEMORY_MB = 1024
+
+
+def physical_memory_bytes() -> int:
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def driver_memory(setting: str) -> str:
+    """``auto``: half the machine's RAM (at least 1 GiB), as a JVM size; anything else as given."""
+    if setting != "auto":
+        return setting
+    megabytes = int(physical_memory_bytes() * AUTO_MEMORY_FRACTION) // (1 << 20)
+    return f"{max(MIN_AUTO_MEMORY_MB, megabytes)}m"
 
 
 def under_spark_submit() -> bool:
@@ -91,7 +111,7 @@ def get_spark(settings: SparkSettings | None = None) -> SparkSession:
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         builder = builder.master(settings.master)
         conf.update(LOCAL_ONLY_CONF)
-        conf["spark.driver.memory"] = settings.driver_memory
+        conf["spark.driver.memory"] = driver_memory(settings.driver_memory)
         log_config = Path(__file__).with_name("log4j2.properties")
         conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
