@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 DUPLICATE_COLUMNS = ["doc_id", "cluster_id", "keeper_doc_id", "method", "est_jaccard", "run_id"]
-OLD, NEW = 0, 1  # priority tiers: documents kept by earlier runs always win
 
 
 def minhash_spec(config: Config) -> MinHashSpec:
@@ -73,7 +72,7 @@ def check(ctx: StageContext) -> None:
 
 
 def _priority(frame: DataFrame, config: Config) -> Column:
-    """Sortable keeper priority: (tier, policy key, doc_id); the smallest wins."""
+    """Sortable keeper priority: (policy key, doc_id); the smallest wins."""
     from pyspark.sql import functions as F
 
     keep = config.dedup.keep
@@ -87,13 +86,16 @@ def _priority(frame: DataFrame, config: Config) -> Column:
         key = F.coalesce(-F.col(config.dedup.quality_column).cast("double"), F.lit(float("inf")))
     else:
         key = F.lit(0.0)
-    return F.struct(F.lit(NEW).alias("tier"), key.alias("key"), F.col("doc_id").alias("doc_id"))
+    return F.struct(key.alias("key"), F.col("doc_id").alias("doc_id"))
 
 
-def _old_priority(doc_id: Column) -> Column:
+def _old_rank(doc_id: Column) -> Column:
+    """Documents kept by earlier runs rank below every new one (ranks >= 0): a negative number from a
+    hash of the id, so they always win and never need sorting. (Two earlier documents would share a rank
+    only on a 62-bit hash collision; both would then count as the bucket's best, which is harmless.)"""
     from pyspark.sql import functions as F
 
-    return F.struct(F.lit(OLD).alias("tier"), F.lit(0.0).alias("key"), doc_id.alias("doc_id"))
+    return F.lit(-(1 << 62)) + F.shiftrightunsigned(F.xxhash64(doc_id), 2)
 
 
 def _earlier_index(ctx: StageContext, name: str, schema: str) -> DataFrame:
@@ -109,19 +111,26 @@ DUPLICATE_SCHEMA = "doc_id string, cluster_id string, keeper_doc_id string, meth
 
 @dataclass
 class Work:
-    """What the steps hand each other; every persisted frame is released at the end of the run."""
+    """What the steps hand each other; every persisted frame is released at the end of the run.
 
-    docs: DataFrame  # the documents to judge, with their keeper priority
-    features: DataFrame | None = None  # doc_id, exact_hash, has_shingles, signature, band_keys, _priority
+    Documents are numbered by keeper priority (``rank``: 0 is the best new document, earlier runs' kept
+    documents are negative), so every "best of a group" below is a min over longs: hash aggregation and
+    8-byte keys instead of sorting structs of strings, which is what made 1M documents run out of memory."""
+
+    source: DataFrame  # the documents to judge, all bronze columns and _priority (never cached: it has text)
+    docs: DataFrame  # doc_id, n_chars, rank of those documents (cached: small)
+    features: DataFrame | None = None  # doc_id, exact_hash, has_shingles, signature, band_keys
     exact: DataFrame | None = None  # exact duplicates (DUPLICATE_SCHEMA)
     near: DataFrame | None = None  # near duplicates (DUPLICATE_SCHEMA)
     details: dict[str, Any] = field(default_factory=dict)
     persisted: list[DataFrame] = field(default_factory=list)
 
-    def keep(self, frame: DataFrame) -> DataFrame:
+    def keep(self, frame: DataFrame, on_disk: bool = False) -> DataFrame:
+        """Cache a frame the next steps read more than once; ``on_disk`` for the large ones (signatures),
+        which would otherwise hold storage memory that sorts and joins need."""
         from pyspark import StorageLevel
 
-        persisted = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        persisted = frame.persist(StorageLevel.DISK_ONLY if on_disk else StorageLevel.MEMORY_AND_DISK)
         self.persisted.append(persisted)
         return persisted
 
@@ -143,6 +152,15 @@ def pending_documents(ctx: StageContext) -> DataFrame:
     return bronze.withColumn("_priority", _priority(bronze, ctx.config))
 
 
+def ranked(source: DataFrame) -> DataFrame:
+    """doc_id, n_chars and a rank that increases with keeper priority (the smallest is the best): one
+    global sort of a narrow frame; ids taken right after it follow its order on any partitioning."""
+    from pyspark.sql import functions as F
+
+    return (source.select("doc_id", "n_chars", "_priority").orderBy("_priority")
+            .select("doc_id", "n_chars", F.monotonically_increasing_id().alias("rank")))
+
+
 def features_step(ctx: StageContext, work: Work) -> None:
     """Exact hash, MinHash signature and band keys of every document, in one Arrow pass."""
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -156,9 +174,8 @@ def features_step(ctx: StageContext, work: Work) -> None:
         for batch in batches:
             yield dedup_features(batch, spec, exact_normalization, bands, rows)
 
-    work.features = work.keep(
-        work.docs.select("doc_id", "text").mapInArrow(features_of, from_arrow_schema(FEATURE_SCHEMA))
-        .join(work.docs.select("doc_id", "_priority"), "doc_id"))
+    work.features = work.keep(work.source.select("doc_id", "text")
+                              .mapInArrow(features_of, from_arrow_schema(FEATURE_SCHEMA)), on_disk=True)
 
 
 def exact_step(ctx: StageContext, work: Work) -> None:
@@ -169,26 +186,29 @@ def exact_step(ctx: StageContext, work: Work) -> None:
     if not ctx.config.dedup.exact.enabled:
         work.exact = ctx.spark.createDataFrame([], DUPLICATE_SCHEMA)
         return
-    candidates = work.features.where(F.col("exact_hash").isNotNull()).select("exact_hash", "_priority")
+    hashed = (work.features.where(F.col("exact_hash").isNotNull()).select("doc_id", "exact_hash")
+              .join(work.docs.select("doc_id", "rank"), "doc_id"))
+    candidates = hashed.select("exact_hash", "rank", "doc_id")
     if ctx.config.dedup.incremental:
         old = _earlier_index(ctx, ctx.tables.dedup_exact_index,
                              "exact_hash string, doc_id string, run_id string")
-        candidates = candidates.unionByName(old.select("exact_hash",
-                                                       _old_priority(F.col("doc_id")).alias("_priority")))
-    keepers = candidates.groupBy("exact_hash").agg(F.min("_priority").alias("_best"))
+        old_rank = _old_rank(F.col("doc_id")).alias("rank")
+        candidates = candidates.unionByName(old.select("exact_hash", old_rank, "doc_id"))
+    best = candidates.groupBy("exact_hash").agg(F.min("rank").alias("_best"))
+    keepers = (best.join(candidates.select("exact_hash", F.col("rank").alias("_best"),
+                                           F.col("doc_id").alias("keeper_doc_id")), ["exact_hash", "_best"])
+               .dropDuplicates(["exact_hash"]))
     work.exact = work.keep(
-        work.features.join(keepers, "exact_hash")
-        .where(F.col("_best.doc_id") != F.col("doc_id"))
+        hashed.join(keepers, "exact_hash").where(F.col("rank") != F.col("_best"))
         .select("doc_id", F.concat(F.lit("exact:"), F.col("exact_hash")).alias("cluster_id"),
-                F.col("_best.doc_id").alias("keeper_doc_id"), F.lit("exact").alias("method"),
-                F.lit(1.0).alias("est_jaccard")))
+                "keeper_doc_id", F.lit("exact").alias("method"), F.lit(1.0).alias("est_jaccard")))
 
 
 @dataclass
 class Candidates:
-    bands: DataFrame  # doc_id, _priority, band, key (this run's survivors and, incremental, the index)
-    signatures: DataFrame  # doc_id, signature
-    edges: DataFrame  # src, dst: verified candidate pairs
+    ids: DataFrame  # rank, doc_id of every document on a candidate edge (cached)
+    signatures: DataFrame  # rank, signature of those documents (cached)
+    edges: DataFrame  # src, dst ranks: verified candidate pairs
 
 
 def candidates_step(ctx: StageContext, work: Work) -> Candidates:
@@ -198,64 +218,65 @@ def candidates_step(ctx: StageContext, work: Work) -> Candidates:
     assert work.features is not None and work.exact is not None
     config, settings = ctx.config, ctx.config.dedup.minhash
     survivors = work.features.join(work.exact.select("doc_id"), "doc_id", "left_anti")
-    bands = survivors.select("doc_id", "_priority", F.posexplode("band_keys").alias("band", "key"))
-    signatures = survivors.select("doc_id", "signature")
+    numbered = survivors.select("doc_id", "band_keys", "signature").join(work.docs.select("doc_id", "rank"),
+                                                                        "doc_id")
+    bands = numbered.select("rank", F.posexplode("band_keys").alias("band", "key"))
+    signatures = numbered.select("rank", "doc_id", "signature")
     if config.dedup.incremental:
         old_bands = _earlier_index(ctx, ctx.tables.dedup_band_index,
                                    "band int, key long, doc_id string, spec string, run_id string")
         old_signatures = _earlier_index(ctx, ctx.tables.dedup_signature_index,
                                         "doc_id string, signature binary, spec string, run_id string")
         _check_index_spec(old_bands, index_spec_label(config), config)
-        old_priority = _old_priority(F.col("doc_id")).alias("_priority")
-        bands = bands.unionByName(old_bands.select("doc_id", old_priority, "band", "key"))
-        signatures = signatures.unionByName(old_signatures.select("doc_id", "signature"))
+        bands = bands.unionByName(old_bands.select(_old_rank(F.col("doc_id")).alias("rank"), "band", "key"))
+        signatures = signatures.unionByName(
+            old_signatures.select(_old_rank(F.col("doc_id")).alias("rank"), "doc_id", "signature"))
+    # A star per bucket (every member to the bucket's best document): edges grow with members, never with
+    # members squared, so one giant bucket of boilerplate costs what its members cost.
     buckets = (bands.groupBy("band", "key")
-               .agg(F.min("_priority").alias("_centre"), F.max("_priority.tier").alias("_newest"),
+               .agg(F.min("rank").alias("_centre"), F.max("rank").alias("_newest"),
                     F.count(F.lit(1)).alias("_size"))
-               .where((F.col("_size") > 1) & (F.col("_newest") == NEW)))
-    edges = (bands.join(buckets, ["band", "key"])
-             .where(F.col("doc_id") != F.col("_centre.doc_id"))
-             .select(F.col("doc_id").alias("src"), F.col("_centre.doc_id").alias("dst"))
-             .distinct())
+               .where((F.col("_size") > 1) & (F.col("_newest") >= 0)))
+    edges = work.keep(bands.join(buckets, ["band", "key"]).where(F.col("rank") != F.col("_centre"))
+                      .select(F.col("rank").alias("src"), F.col("_centre").alias("dst")).distinct())
     candidate_count = edges.count()
+    # Each signature is looked up once, and only for documents on a candidate edge: a semi-join with
+    # the (small) node set, which AQE broadcasts, instead of carrying every signature through the joins.
+    nodes = (edges.select(F.col("src").alias("rank"))
+             .union(edges.select(F.col("dst").alias("rank"))).distinct())
+    on_edges = work.keep(signatures.join(nodes, "rank", "left_semi"))
     if settings.verify:
         jaccard = jaccard_udf(settings.num_perm)
         threshold = verification_threshold(settings.jaccard_threshold, settings.num_perm,
                                            settings.verify_margin_sigmas)
-        left = signatures.select(F.col("doc_id").alias("src"), F.col("signature").alias("s1"))
-        right = signatures.select(F.col("doc_id").alias("dst"), F.col("signature").alias("s2"))
-        edges = (edges.join(left, "src").join(right, "dst")
-                 .withColumn("est", jaccard("s1", "s2"))
-                 .where(F.col("est") >= F.lit(threshold))
-                 .select("src", "dst"))
-    edges = work.keep(edges)
+        left = on_edges.select(F.col("rank").alias("src"), F.col("signature").alias("s1"))
+        right = on_edges.select(F.col("rank").alias("dst"), F.col("signature").alias("s2"))
+        edges = work.keep(edges.join(left, "src").join(right, "dst")
+                          .where(jaccard("s1", "s2") >= F.lit(threshold)).select("src", "dst"))
     work.details["components"] = {"candidate_edges": candidate_count, "verified_edges": edges.count()}
-    return Candidates(bands, signatures, edges)
+    return Candidates(on_edges.select("rank", "doc_id"), on_edges.select("rank", "signature"), edges)
 
 
 def components_and_keepers_step(ctx: StageContext, work: Work, candidates: Candidates) -> None:
-    """Connected components of the verified edges; the best document of each component is its keeper."""
+    """Connected components of the verified edges. A component is labelled with its smallest node, the
+    best-ranked document, which is therefore its keeper."""
     from pyspark.sql import functions as F
 
     settings = ctx.config.dedup
     components = connected_components(ctx.spark, candidates.edges, settings.components)
-    priorities = candidates.bands.select("doc_id", "_priority").dropDuplicates(["doc_id"])
-    members = components.labels.join(priorities, components.labels.node == priorities.doc_id).select(
-        "doc_id", F.col("component").alias("cluster_id"), "_priority")
-    keepers = members.groupBy("cluster_id").agg(F.min("_priority").alias("_best"),
-                                                F.count(F.lit(1)).alias("_members"))
+    labels = components.labels.select(F.col("node").cast("long").alias("rank"),
+                                      F.col("component").cast("long").alias("keeper"))
+    sizes = labels.groupBy("keeper").count().agg(F.count(F.lit(1)).alias("clusters"),
+                                                 F.max("count").alias("largest")).first()
+    ids, signatures = candidates.ids, candidates.signatures
     jaccard = jaccard_udf(settings.minhash.num_perm)
-    signatures = candidates.signatures
+    removed = labels.where((F.col("rank") >= 0) & (F.col("rank") != F.col("keeper")))
     work.near = work.keep(
-        members.join(keepers, "cluster_id")
-        .where((F.col("_priority.tier") == NEW) & (F.col("doc_id") != F.col("_best.doc_id")))
-        .select("doc_id", "cluster_id", F.col("_best.doc_id").alias("keeper_doc_id"))
-        .join(signatures.select("doc_id", F.col("signature").alias("s1")), "doc_id")
-        .join(signatures.select(F.col("doc_id").alias("keeper_doc_id"), F.col("signature").alias("s2")),
-              "keeper_doc_id")
-        .select("doc_id", "cluster_id", "keeper_doc_id", F.lit("minhash").alias("method"),
-                jaccard("s1", "s2").alias("est_jaccard")))
-    sizes = keepers.agg(F.count(F.lit(1)).alias("clusters"), F.max("_members").alias("largest")).first()
+        removed.join(ids, "rank").join(signatures.withColumnRenamed("signature", "s1"), "rank")
+        .join(ids.select(F.col("rank").alias("keeper"), F.col("doc_id").alias("keeper_doc_id")), "keeper")
+        .join(signatures.select(F.col("rank").alias("keeper"), F.col("signature").alias("s2")), "keeper")
+        .select("doc_id", F.col("keeper_doc_id").alias("cluster_id"), "keeper_doc_id",
+                F.lit("minhash").alias("method"), jaccard("s1", "s2").alias("est_jaccard")))
     work.details["components"].update({"method": components.method, "rounds": components.rounds,
                                        "clusters": int(sizes["clusters"] or 0),
                                        "largest_cluster": int(sizes["largest"] or 0)})
@@ -284,7 +305,7 @@ def write_step(ctx: StageContext, work: Work, duplicates: DataFrame, columns: li
     store, tables, run_id = ctx.store, ctx.tables, ctx.run_id
     incremental = ctx.config.dedup.incremental
     spec_label = index_spec_label(ctx.config)
-    kept = work.docs.join(duplicates.select("doc_id"), "doc_id", "left_anti").drop("_priority")
+    kept = work.source.join(duplicates.select("doc_id"), "doc_id", "left_anti").drop("_priority")
     kept_features = work.features.join(duplicates.select("doc_id"), "doc_id", "left_anti")
     written = {
         tables.deduped: ctx.save(kept.select(*columns), tables.deduped, key=["doc_id"],
@@ -328,7 +349,8 @@ def run(ctx: StageContext) -> StageResult:
     from pyspark.sql import functions as F
 
     bronze_columns = ctx.store.read(ctx.tables.bronze).columns
-    work = Work(docs=pending_documents(ctx))
+    source = pending_documents(ctx)
+    work = Work(source=source, docs=ranked(source))
     work.docs = work.keep(work.docs)
     work.details["lsh"] = lsh_details(ctx.config)
     try:

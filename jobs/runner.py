@@ -232,12 +232,14 @@ def _run_stage(planned: Plan, position: int, funnel: Funnel, version: str, log: 
     log.write(f"stage {entry.name} attempt {attempt.attempt} started")
     crash_point(f"stage:{entry.name}:started")
     started_at = time.monotonic()
+    # Spark's UI and event log group this stage's jobs under the run and stage
+    context.spark.sparkContext.setJobGroup(f"{context.run_id}:{entry.name}", f"curate {entry.name}")
     try:
         with stage_progress(context.spark, entry.name):
             result = entry.run(context)
     except BaseException as exc:
         log.failure(f"stage {entry.name} attempt {attempt.attempt} failed", exc)
-        reason = redact(_first_line(exc))
+        reason = redact(_resource_hint(exc, context) or _first_line(exc))
         ledger.record(attempt.row("failed", error=f"{type(exc).__name__}: {reason}"))
         funnel.save(context.run_dir, context.storage_options)
         if isinstance(exc, ConcurrentRunError | ConcurrentWriteError | KeyboardInterrupt | SystemExit):
@@ -252,10 +254,33 @@ def _run_stage(planned: Plan, position: int, funnel: Funnel, version: str, log: 
 
 
 def _first_line(exc: BaseException) -> str:
-    """The one line worth showing of an exception (Py4J errors put the Java one on the first line)."""
+    """The one line worth showing of an exception: for a Java error (Py4J), its root cause."""
     text = str(exc).strip() or type(exc).__name__
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    causes = [line.removeprefix("Caused by: ") for line in lines if line.startswith("Caused by: ")]
+    if causes:
+        return causes[-1][:500]
+    if lines and lines[0].startswith("An error occurred while calling") and len(lines) > 1:
+        failure = lines[1].lstrip(": ")
+        return failure.split("most recent failure: ")[-1][:500]
     return lines[0][:500] if lines else type(exc).__name__
+
+
+MEMORY_SIGNS = ("OutOfMemoryError", "UNABLE_TO_ACQUIRE_MEMORY", "Java heap space", "GC overhead limit",
+                "Python worker exited unexpectedly", "exceeding memory limits", "Container killed")
+
+
+def _resource_hint(exc: BaseException, context: StageContext) -> str | None:
+    """For a failure that is memory running out: which setting to raise, with the value it had."""
+    text = str(exc)
+    if not any(sign in text for sign in MEMORY_SIGNS):
+        return None
+    conf = context.spark.sparkContext.getConf()
+    memory = conf.get("spark.executor.memory", None) or conf.get("spark.driver.memory", "1g")
+    partitions = context.spark.conf.get("spark.sql.shuffle.partitions")
+    return (f"ran out of memory ({_first_line(exc)[:200]}) with spark.driver.memory/executor.memory {memory} "
+            f"and spark.sql.shuffle.partitions {partitions}: raise spark.driver_memory (embedded) or "
+            "spark.executor.memory (cluster), or spark.sql.shuffle.partitions")
 
 
 # ------------------------------------------------------------------------------------------ dry run

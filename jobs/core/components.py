@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 
 from jobs.core.config import ComponentsSettings
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ComponentsResult:
-    labels: DataFrame  # (node string, component string), one row per node that has an edge
+    labels: DataFrame  # (node, component) of the edges' id type, one row per node that has an edge
     rounds: int  # large-star + small-star rounds (0 when solved in the driver)
     method: str  # "driver" or "star"
 
@@ -126,11 +128,12 @@ def connected_components(spark: SparkSession, edges: DataFrame,
     edge_count = edges.count()
     if edge_count <= settings.driver_max_edges:
         rows = edges.select("src", "dst").toArrow()
-        nodes, labels = components_in_driver(
-            np.asarray(rows.column("src").to_pylist(), dtype=object),
-            np.asarray(rows.column("dst").to_pylist(), dtype=object),
-        )
-        frame = spark.createDataFrame(list(zip(nodes.tolist(), labels.tolist(), strict=True)),
-                                      "node string, component string")
+        numeric = pa.types.is_integer(rows.schema.field("src").type)
+        kind = np.int64 if numeric else object  # longs stay a numpy array: no Python object per node
+        nodes, labels = components_in_driver(np.asarray(rows.column("src").to_numpy(), dtype=kind),
+                                             np.asarray(rows.column("dst").to_numpy(), dtype=kind))
+        id_type = edges.schema["src"].dataType.simpleString()
+        frame = spark.createDataFrame(pd.DataFrame({"node": nodes, "component": labels}),
+                                      f"node {id_type}, component {id_type}")
         return ComponentsResult(frame, 0, "driver")
     return components_with_stars(spark, edges, settings)

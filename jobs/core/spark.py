@@ -31,6 +31,9 @@ BASE_CONF: dict[str, str] = {
     "spark.sql.sources.partitionOverwriteMode": "static",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.adaptive.enabled": "true",
+    # Plans of cached frames nest (dedup's steps build on each other): their explain strings, which Spark
+    # renders for every query, can outgrow the heap. Truncated, they cannot.
+    "spark.sql.maxPlanStringLength": "100000",
 }
 
 LOCAL_ONLY_CONF: dict[str, str] = {
