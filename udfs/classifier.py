@@ -193,6 +193,7 @@ def fit(lines: Sequence[str], params: FastTextParams, max_halvings: int = 3) -> 
     is halved and training restarts, up to ``max_halvings`` times."""
     if not lines:
         raise ValueError("no training examples")
+    fasttext_models.require_training_build()
     with tempfile.TemporaryDirectory(prefix="curate-train-") as workdir:
         train_path = os.path.join(workdir, "train.txt")  # fastText only reads training data from a file
         vectors_path = os.path.join(workdir, "init.vec")

