@@ -2,7 +2,7 @@
 # Submit the pipeline, or one stage of it, to a cluster the way production runs it:
 #   deploy/spark-submit.sh run   --config conf/cluster.yaml --run-date 2026-11-21 [-- extra spark-submit args]
 #   deploy/spark-submit.sh STAGE --config conf/cluster.yaml [--set key=value ...] [-- extra spark-submit args]
-# STAGE is a stage of the runner's registry: ingest, train_quality, train_topic, dedup, quality, mix.
+# STAGE is a stage of the runner's registry: ingest, train_quality, train_topic, dedup, quality, mix, maintain.
 # Both go through the one entry point jobs/run.py (with --stage STAGE for one stage).
 # jobs/ and udfs/ travel to the executors as one zip via --py-files; the executors' Python must have the
 # third-party dependencies installed (pip install . on the image, or a packed venv via --archives).

@@ -34,7 +34,7 @@ EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], i
     (StageFailed, EXIT_STAGE),
 )
 STAGE_COMMANDS = {"ingest": "ingest", "dedup": "dedup", "quality": "quality", "mix": "mix",
-                  "train-quality": "train_quality", "train-topic": "train_topic"}
+                  "train-quality": "train_quality", "train-topic": "train_topic", "maintain": "maintain"}
 ALIASES = {"train-topic": ["train-domain"]}
 
 

@@ -51,6 +51,7 @@ REGISTRY: dict[str, str] = {
     "dedup": "jobs.dedup:STAGE",
     "quality": "jobs.quality:STAGE",
     "mix": "jobs.mix:STAGE",
+    "maintain": "jobs.maintain:STAGE",
 }
 
 
@@ -110,7 +111,7 @@ def plan(config: Config, names: Sequence[str], run_id: str, run_date: str | None
 
 def started(context: StageContext, spark: SparkSession | None = None) -> StageContext:
     """``context`` with Spark started (or joined) and the table store and ledger the stages share."""
-    from jobs.core.spark import get_spark
+    from jobs.core.spark import configure_s3a, get_spark
     from jobs.core.tables import open_store
 
     config = context.config
@@ -118,6 +119,8 @@ def started(context: StageContext, spark: SparkSession | None = None) -> StageCo
         session = spark or get_spark(config.spark)
     except Exception as exc:  # a bad Spark setting, no JVM: the environment, not the pipeline
         raise SetupError(f"cannot start Spark: {_first_line(exc)}") from exc
+    configure_s3a(session, [(config.output.root, config.output.storage_options)]
+                  + [(path, config.input.storage_options) for path in config.input.paths])
     store = open_store(session, config.output.root, config.tables, config.output.storage_options)
     ledger = Ledger(store, config.tables.run_ledger, config.tables.ingested_files)
     return replace(context, session=session, table_store=store, run_ledger=ledger)

@@ -28,11 +28,13 @@ def spark() -> Iterator[object]:
 
 
 def make_config(tmp_path: Path, **sections: dict) -> Config:
-    """A valid config rooted in tmp_path; sections override the defaults."""
+    """A valid config rooted in tmp_path; sections override the defaults. Tables default to the embedded
+    backend (quicker per commit); the native backend has its own suites (test_tables, test_backends, ...)."""
     data: dict = {
         "input": {"paths": [str(tmp_path / "in" / "*")], "source": "test"},
         "output": {"root": str(tmp_path / "out")},
         "spark": {"master": "local[2]"},
+        "tables": {"backend": "embedded"},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

@@ -125,6 +125,7 @@ def test_highest_quality_needs_scores(spark, tmp_path):
         dedup.run(stage_context(config, "d", spark))
 
 
+@pytest.mark.slow
 def test_one_huge_cluster(spark, tmp_path):
     rng = random.Random(7)
     base = _words(rng, 300)
@@ -137,6 +138,7 @@ def test_one_huge_cluster(spark, tmp_path):
     assert result.details["components"]["largest_cluster"] >= 300
 
 
+@pytest.mark.slow
 def test_incremental_run_dedups_against_earlier_output(spark, tmp_path):
     rng = random.Random(11)
     old_texts = {f"old{i}": _words(rng, 120) for i in range(5)}

@@ -53,9 +53,10 @@ def _popen(*args: str, env: dict | None = None) -> subprocess.Popen:
 def _config_file(folder: Path, corpus: Path, **sections: dict) -> Path:
     data: dict = {
         "run": {"name": "nightly", "stages": STAGES},
-        "spark": {"master": "local[1]", "conf": {"spark.sql.shuffle.partitions": 2}},
+        "spark": {"master": "local[1]", "conf": {"spark.sql.shuffle.partitions": 2}, "packages": []},
         "input": {"paths": [str(corpus / "*.jsonl.gz")], "source": "demo", "fields": {"crawl_time": "date"}},
         "output": {"root": str(folder / "out")},
+        "tables": {"backend": "embedded"},  # the commit:<table>:before/after crash points are delta-rs
         "ingest": {"incremental": True}, "dedup": {"incremental": True}, "quality": {"incremental": True},
         "mix": {"domains": {"column": "lang"}, "allow_unknown_domains": True},
     }
@@ -107,6 +108,7 @@ def _assert_each_document_once(root: Path) -> None:
 # ------------------------------------------------------------------------------------------ two at once
 
 
+@pytest.mark.slow  # two whole runs in two JVMs side by side (about 2 min); make test-all
 def test_two_runs_at_once_one_runs_the_other_fails_naming_the_holder(corpus, tmp_path):
     config = _config_file(tmp_path, corpus)
     first = _popen("run", "--config", str(config), "--run-date", "2026-11-01")
@@ -166,11 +168,13 @@ def test_s3_lease_conditional_puts(s3_server, s3_bucket):
     takers[0].release()
 
 
-def test_lock_bypassed_concurrent_stages_still_write_each_document_once(spark, corpus, tmp_path):
-    """Two runs that both got past the lock: keyed writes keep every table free of duplicates."""
+@pytest.mark.parametrize("backend", [pytest.param("embedded", marks=pytest.mark.slow), "native"])
+def test_lock_bypassed_concurrent_stages_still_write_each_document_once(spark, corpus, tmp_path, backend):
+    """Two runs that both got past the lock: keyed writes keep every table free of duplicates (on native,
+    delta-spark's conflict detection makes the loser re-plan its MERGE)."""
     config = make_config(tmp_path, input={"paths": [str(corpus / "*.jsonl.gz")], "source": "demo"},
                          ingest={"incremental": True}, dedup={"incremental": True},
-                         quality={"incremental": True})
+                         quality={"incremental": True}, tables={"backend": backend})
     for stage in (ingest, dedup, quality):
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(
@@ -339,6 +343,7 @@ def test_runtime_errors_are_one_line_with_their_exit_codes(corpus, tmp_path):
 # ------------------------------------------------------------------------------------------ kill -9
 
 
+@pytest.mark.slow  # four runs, three of them killed (about 2.5 min); make test-all
 def test_a_driver_killed_at_several_points_converges_with_failed_ledger_rows(corpus, tmp_path):
     config = _config_file(tmp_path, corpus)
     root = tmp_path / "out"

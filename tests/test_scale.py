@@ -65,13 +65,15 @@ def _spilled_by_stage(events: Path) -> dict[str, int]:
 
 def test_dedup_spills_instead_of_failing_when_memory_is_short(tmp_path):
     corpus = tmp_path / "corpus"
-    write_demo_corpus(str(corpus), DemoSpec(docs=20000, seed=3, shard_docs=10000, reference_docs=0, workers=1))
+    spec = DemoSpec(docs=20000, seed=3, shard_docs=10000, reference_docs=0, workers=1)
+    write_demo_corpus(str(corpus), spec)
     events = tmp_path / "events"
     events.mkdir()
     result = subprocess.run(
         [str(BIN / "curate"), "run", "--config", str(REPO_ROOT / "conf" / "local.yaml"), "--run-id", "tight",
          "--set", "run.stages=[ingest, dedup]", "--set", f"input.paths=['{corpus}/*.jsonl.gz']",
          "--set", f"output.root={tmp_path / 'out'}", "--set", "spark.master=local[2]",
+         "--set", "spark.packages=[]", "--set", "tables.backend=embedded",
          "--set", "spark.driver_memory=512m", "--set", "spark.conf.spark.memory.fraction=0.1",
          "--set", "spark.conf.spark.buffer.pageSize=64k",
          "--set", "spark.conf.spark.sql.shuffle.partitions=2",

@@ -2,6 +2,9 @@
 
 The run date comes from the schedule (``{{ ds }}``) and names the run, so Airflow's retries and manual
 re-runs of a date are safe: a retry resumes at the first unfinished stage, a finished date is a no-op.
+Never skip a failed date (README, "Nightly runs"): ``catchup=True`` runs every missed date in order and
+``depends_on_past=True`` holds a date until the one before it succeeded, one run at a time. The config's
+``run.stages`` ends with ``maintain`` (compaction and VACUUM), so table maintenance is part of each night.
 Set the Airflow Variables ``curate_home`` (a checkout on the worker) and ``curate_config`` (the YAML).
 """
 
@@ -20,10 +23,11 @@ with DAG(
     description="ingest -> dedup -> quality -> mix over Delta tables, incrementally, once a night",
     schedule="0 2 * * *",
     start_date=datetime(2026, 11, 1),
-    catchup=False,
+    catchup=True,  # a missed night is run, not skipped
     max_active_runs=1,  # nights append in order
     default_args={
         "owner": "data-eng",
+        "depends_on_past": True,  # a failed night holds the next one until it is re-run and succeeds
         "retries": 3,  # safe: the run date is the run id and the ledger skips finished stages
         "retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(hours=8),

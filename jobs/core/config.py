@@ -130,6 +130,10 @@ class SparkSettings(_Strict):
     app_name: str = "curate"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
     driver_memory: str = "auto"  # auto: half the machine's RAM (embedded session only); or "8g", ...
+    # JVM packages for the embedded session (spark-submit brings its own --packages): "auto" = delta-spark
+    # matching the delta-spark Python package + hadoop-aws matching pyspark's Hadoop; [] = none.
+    packages: Literal["auto"] | list[str] = "auto"
+    jar_cache: str = "~/.cache/curate/jars"  # Ivy cache and resolved-jar manifests, on local disk
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
@@ -514,6 +518,14 @@ class MixSettings(_Strict):
         return self
 
 
+class MaintainSettings(_Strict):
+    """``curate maintain``: compaction of small files, then VACUUM of files no version within the
+    reproducibility window needs (Delta's own default window: 7 days)."""
+
+    retention_hours: float = Field(default=168.0, ge=0)  # versions younger than this stay readable
+    tables: list[str] | None = None  # null: every table of ``tables`` that exists
+
+
 class Config(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -525,6 +537,7 @@ class Config(_Strict):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     mix: MixSettings = Field(default_factory=MixSettings)
+    maintain: MaintainSettings = Field(default_factory=MaintainSettings)
 
     # Not part of the YAML: where the config came from, for error messages.
     _source: str = "<memory>"

@@ -51,6 +51,17 @@ class WriteResult:
 
 
 @dataclass(frozen=True)
+class Maintenance:
+    """What one table's maintenance did: small files compacted into fewer, unreferenced files deleted."""
+
+    table: str
+    files_compacted: int
+    files_written: int
+    files_vacuumed: int
+    version: int
+
+
+@dataclass(frozen=True)
 class TableVersion:
     version: int
     timestamp: dt.datetime
@@ -98,6 +109,8 @@ class DeltaBackend(Protocol):
               tag: str) -> WriteResult: ...
 
     def clean_uncommitted(self, path: str) -> int: ...
+
+    def maintain(self, path: str, *, retention_hours: float, run_id: str) -> Maintenance: ...
 
     def history(self, path: str) -> list[TableVersion]: ...
 

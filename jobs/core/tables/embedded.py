@@ -27,6 +27,7 @@ from jobs.core.tables.base import (
     CONFLICT_RETRIES,
     TXN_VERSION,
     ConcurrentWriteError,
+    Maintenance,
     Merge,
     TableError,
     TableVersion,
@@ -518,6 +519,24 @@ class EmbeddedBackend:
                 storage.delete(info.path, self.storage_options)
                 removed += 1
         return removed
+
+    # -- maintenance -------------------------------------------------------------------------------
+
+    def maintain(self, path: str, *, retention_hours: float, run_id: str) -> Maintenance:
+        """delta-rs's compaction (bin-packing small files, one commit) then a full VACUUM: every file that
+        no version younger than ``retention_hours`` references, as Delta's own VACUUM does."""
+        from deltalake.transaction import CommitProperties
+
+        table = self._open_or_fail(path)
+        properties = CommitProperties(custom_metadata={"userMetadata": _user_metadata(run_id, "maintain",
+                                                                                      "optimize")})
+        metrics = table.optimize.compact(commit_properties=properties)
+        table = self._open_or_fail(path)
+        vacuumed = table.vacuum(retention_hours=int(retention_hours), dry_run=False,
+                                enforce_retention_duration=False, full=True)
+        return Maintenance(path, files_compacted=int(metrics.get("numFilesRemoved", 0)),
+                           files_written=int(metrics.get("numFilesAdded", 0)), files_vacuumed=len(vacuumed),
+                           version=int(self._open_or_fail(path).version()))
 
     # -- history -----------------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from jobs.core.tables.base import (
     CONFLICT_RETRIES,
     TXN_VERSION,
     ConcurrentWriteError,
+    Maintenance,
     Merge,
+    TableError,
     TableVersion,
     WriteMode,
     WriteResult,
@@ -24,9 +26,14 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 
+# delta-spark's DeltaConcurrentModificationException family (optimistic-concurrency conflicts).
+CONFLICT_MARKERS = ("Concurrent", "MetadataChangedException", "ProtocolChangedException")
+
+
 def _is_conflict(exc: BaseException) -> bool:
-    """delta-spark's ConcurrentAppend/ConcurrentDeleteRead/... exceptions, whichever way they surface."""
-    return "Concurrent" in type(exc).__name__ or "Concurrent" in str(exc).split("\n", 1)[0]
+    """A Delta commit conflict, whether it surfaces as delta's Python exception or as a Py4JJavaError."""
+    first_lines = f"{type(exc).__name__} {' '.join(str(exc).splitlines()[:2])}"
+    return any(marker in first_lines for marker in CONFLICT_MARKERS)
 
 
 def _in_list(column: str, values: Sequence[Any]) -> str:
@@ -37,12 +44,14 @@ def _in_list(column: str, values: Sequence[Any]) -> str:
 
 
 @contextlib.contextmanager
-def _txn_confs(spark: SparkSession, run_id: str, tag: str, mode: str) -> Iterator[None]:
+def _txn_confs(spark: SparkSession, run_id: str, tag: str, mode: str,
+               idempotent: bool = True) -> Iterator[None]:
     """Delta's idempotent-DML settings for the next commit: txnAppId/txnVersion and the commit's
-    userMetadata (the DataFrame writer takes them as options, MERGE as session settings)."""
-    settings = {"spark.databricks.delta.write.txnAppId": txn_app_id(run_id, tag),
-                "spark.databricks.delta.write.txnVersion": str(TXN_VERSION),
-                "spark.databricks.delta.commitInfo.userMetadata": _user_metadata(run_id, tag, mode)}
+    userMetadata (the DataFrame writer takes them as options, MERGE and OPTIMIZE as session settings)."""
+    settings = {"spark.databricks.delta.commitInfo.userMetadata": _user_metadata(run_id, tag, mode)}
+    if idempotent:
+        settings["spark.databricks.delta.write.txnAppId"] = txn_app_id(run_id, tag)
+        settings["spark.databricks.delta.write.txnVersion"] = str(TXN_VERSION)
     for key, value in settings.items():
         spark.conf.set(key, value)
     try:
@@ -66,6 +75,8 @@ class NativeBackend:
         return DeltaTable.forPath(self.spark, path) if DeltaTable.isDeltaTable(self.spark, path) else None
 
     def read(self, path: str, version: int | None = None) -> DataFrame:
+        if self._table(path) is None:
+            raise TableError(f"no Delta table at {path}")
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
@@ -77,9 +88,18 @@ class NativeBackend:
             return None
         return int(table.history(1).select("version").first()[0])
 
+    def _partition_columns(self, path: str) -> list[str]:
+        return list(self.spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["partitionColumns"])
+
     def write(self, df: DataFrame, path: str, *, mode: WriteMode, partition_by: Sequence[str],
               run_id: str, tag: str) -> WriteResult:
         before = self.version(path)
+        if before is not None and mode != "overwrite":
+            existing_partitions = self._partition_columns(path)
+            if existing_partitions != list(partition_by):
+                raise TableError(
+                    f"{path} is partitioned by {existing_partitions}, the write asks for {list(partition_by)}"
+                )
         writer = (
             df.write.format("delta")
             .option("txnAppId", txn_app_id(run_id, tag))
@@ -92,7 +112,15 @@ class NativeBackend:
             writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
         else:
             writer = writer.mode(mode)
-        writer.save(path)
+        if mode == "overwrite":
+            writer = writer.option("overwriteSchema", "true")
+        try:
+            writer.save(path)
+        except Exception as exc:
+            if _is_conflict(exc):  # an overwrite never lands beside a concurrent writer's rows
+                raise ConcurrentWriteError(f"{path}: another writer committed first "
+                                           f"({str(exc).splitlines()[0][:200]})") from exc
+            raise
         after = self.version(path)
         skipped = after == before
         rows = None
@@ -110,18 +138,20 @@ class NativeBackend:
 
         for _attempt in range(CONFLICT_RETRIES):
             if self._table(path) is None:
-                try:
-                    return self.write(df.dropDuplicates(list(merge.key)), path, mode="append",
-                                      partition_by=partition_by, run_id=run_id, tag=tag)
+                try:  # create it; a writer that created it meanwhile makes this fail, and we re-plan
+                    return self._create(df.dropDuplicates(list(merge.key)), path, partition_by, run_id, tag)
                 except Exception as exc:
-                    if not _is_conflict(exc):
+                    if not (_is_conflict(exc) or self._table(path) is not None):
                         raise
                     continue
             table = DeltaTable.forPath(self.spark, path)
             if self._txn_committed(path, run_id, tag):
                 return WriteResult(path, int(self.version(path) or 0), skipped=True)
+            source = df.dropDuplicates(list(merge.key))
+            if merge.replace_column is None and self._nothing_new(source, table.toDF(), merge.key):
+                return WriteResult(path, int(self.version(path) or 0), False, 0, 0)  # no empty commit
             on = " AND ".join(f"t.`{column}` <=> s.`{column}`" for column in merge.key)
-            builder = table.alias("t").merge(df.dropDuplicates(list(merge.key)).alias("s"), on)
+            builder = table.alias("t").merge(source.alias("s"), on)
             if merge.replace_column is not None:
                 replaced = _in_list(f"t.`{merge.replace_column}`", merge.replace_values)
                 builder = builder.whenMatchedUpdateAll(condition=replaced)
@@ -139,9 +169,60 @@ class NativeBackend:
             return WriteResult(path, int(self.version(path) or 0), False, 0, rows)
         raise ConcurrentWriteError(f"{path}: other writers kept committing first ({CONFLICT_RETRIES} tries)")
 
+    def _create(self, df: DataFrame, path: str, partition_by: Sequence[str], run_id: str,
+                tag: str) -> WriteResult:
+        """A new table, never a blind append: mode ``error`` fails if another writer created it first."""
+        writer = (df.write.format("delta").mode("error").option("txnAppId", txn_app_id(run_id, tag))
+                  .option("txnVersion", TXN_VERSION)
+                  .option("userMetadata", _user_metadata(run_id, tag, "merge")))
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(path)
+        metrics = self._table(path).history(1).select("operationMetrics").first()[0] or {}
+        return WriteResult(path, int(self.version(path) or 0), False, 0, int(metrics.get("numOutputRows", 0)))
+
+    @staticmethod
+    def _nothing_new(source: DataFrame, target: DataFrame, key: Sequence[str]) -> bool:
+        """Whether every source key is in the target already (compared null-safely, as the MERGE does)."""
+        condition = [source[column].eqNullSafe(target[column]) for column in key]
+        return source.join(target, condition, "left_anti").isEmpty()
+
     def clean_uncommitted(self, path: str) -> int:
         """Nothing to do here: delta-spark's uncommitted files are VACUUM's (``curate maintain``)."""
         return 0
+
+    def maintain(self, path: str, *, retention_hours: float, run_id: str) -> Maintenance:
+        """OPTIMIZE (bin-packing small files) then VACUUM of files unreferenced for ``retention_hours``."""
+        from delta.tables import DeltaTable
+
+        table = DeltaTable.forPath(self.spark, path)
+        with _txn_confs(self.spark, run_id, "maintain", "optimize", idempotent=False):
+            metrics = table.optimize().executeCompaction().first()["metrics"]
+        files_before = self._data_files_stored(path)
+        # Delta refuses a retention under its default 7 days unless told this is deliberate.
+        check = "spark.databricks.delta.retentionDurationCheck.enabled"
+        previous = self.spark.conf.get(check, "true")
+        self.spark.conf.set(check, "false")
+        try:
+            table.vacuum(retention_hours)
+        finally:
+            self.spark.conf.set(check, previous)
+        return Maintenance(path, files_compacted=int(metrics["numFilesRemoved"]),
+                           files_written=int(metrics["numFilesAdded"]),
+                           files_vacuumed=files_before - self._data_files_stored(path),
+                           version=int(self.version(path) or 0))
+
+    def _data_files_stored(self, path: str) -> int:
+        """Data files under the table folder (any filesystem Hadoop reaches: file, s3a, ...)."""
+        jvm = self.spark.sparkContext._jvm  # type: ignore[attr-defined]
+        folder = jvm.org.apache.hadoop.fs.Path(path)
+        hadoop = self.spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[attr-defined]
+        files = folder.getFileSystem(hadoop).listFiles(folder, True)
+        count = 0
+        while files.hasNext():
+            name = files.next().getPath().toString()
+            count += name.endswith(".parquet") and "/_delta_log/" not in name
+        return count
 
     def _txn_committed(self, path: str, run_id: str, tag: str) -> bool:
         """Whether a commit of this run and tag is in the table's history (its userMetadata)."""

@@ -9,6 +9,7 @@ from jobs.core.config import TableSettings
 from jobs.core.tables.base import (
     WRITE_MODES,
     DeltaBackend,
+    Maintenance,
     Merge,
     TableError,
     TableVersion,
@@ -83,6 +84,9 @@ class TableStore:
         """Remove files that writes killed before their commit left in these tables (call it only while
         holding the run lock: a live writer's staged files look the same). Returns how many."""
         return sum(self.backend.clean_uncommitted(self.path(name)) for name in dict.fromkeys(names))
+
+    def maintain(self, name: str, *, retention_hours: float, run_id: str) -> Maintenance:
+        return self.backend.maintain(self.path(name), retention_hours=retention_hours, run_id=run_id)
 
     def history(self, name: str) -> list[TableVersion]:
         return self.backend.history(self.path(name))
