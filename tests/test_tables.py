@@ -307,6 +307,18 @@ def test_a_write_whose_job_fails_leaves_no_new_version(spark, store):
     assert [r["id"] for r in _spark_rows(store.read("t"))] == [0, 1, 2]
 
 
+def test_a_relative_output_root_works(spark, tmp_path, monkeypatch, store):
+    monkeypatch.chdir(tmp_path)
+    relative = open_store(spark, "out/local", TableSettings(backend=store.backend.name))
+    relative.write(spark.createDataFrame(_rows(0, 2), SCHEMA), "t", mode="overwrite", run_id="r1",
+                   partition_by=["part"])
+    relative.merge(_keyed(spark, [("a", "f1", "x")]), "k", key=["doc_id"], run_id="r1")
+    relative.write(spark.createDataFrame(_rows(2, 1), SCHEMA), "t", mode="append", run_id="r2",
+                   partition_by=["part"])
+    assert [r["id"] for r in _delta_rs_rows(str(tmp_path / "out/local/tables/t"))] == [0, 1, 2]
+    assert relative.history("t")[-1].run_id == "r2" and relative.read("k").count() == 1
+
+
 def test_maintenance_compacts_small_files_and_vacuums_replaced_ones(spark, store):
     for run in range(4):  # four nightly appends, one small file each
         store.write(spark.createDataFrame(_rows(run * 3, 3), SCHEMA).repartition(1), "t", mode="append",

@@ -118,7 +118,10 @@ class DeltaBackend(Protocol):
 
 
 def table_uri(root: str, name: str) -> str:
-    """Where a table named in the config lives: a name under ``<root>/tables``, or a path/URI as given."""
+    """Where a table named in the config lives: a name under ``<root>/tables``, or a path/URI as given.
+    Local paths are made absolute: delta-spark's ``delta.`path``` SQL only takes absolute ones."""
     if "://" in name or os.path.isabs(name):
         return name
+    if "://" not in root:
+        root = os.path.abspath(root)
     return storage.join(root, "tables", name)
