@@ -44,7 +44,7 @@ demo: preflight demo-data
 
 # `make test` (what CI runs) leaves out tests marked slow: the standalone cluster with spark-submit
 # --packages, the S3 pipelines (delta-rs and s3a), the clean-venv install, and the longest multi-run
-# guarantees (two runs at once, kill -9 at three points); about 25 min together. `make test-all` runs all.
+# guarantees (two runs at once, kill -9 at three points, three nightly runs); about 30 min together.
 test: preflight install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -22,6 +22,10 @@ from jobs.core.tables import TableStore, open_store
 from tests.conftest import make_config
 from udfs.demo_corpus import DemoSpec, write_demo_corpus
 
+# Three whole nights in one module fixture (about 4 min): make test-all. Their guarantees also have quicker
+# tests in make test (test_exactly_once: touched/changed files, lock-bypassed races; test_backends).
+pytestmark = pytest.mark.slow
+
 STAGES = ["ingest", "dedup", "quality", "mix"]
 NIGHT_3 = "nightly-2026-11-03"
 
