@@ -14,20 +14,14 @@ from jobs.core.config import ConfigError
 from jobs.core.result import StageResult
 from jobs.core.stage import Stage, StageContext
 
-# The tables of the ``tables`` section that a run writes (the backend choice is not a table).
-NOT_TABLES = frozenset({"backend"})
-
 
 def table_names(ctx: StageContext) -> list[str]:
     wanted = ctx.config.maintain.tables
-    if wanted is not None:
-        return list(wanted)
-    return [getattr(ctx.tables, field) for field in type(ctx.tables).model_fields if field not in NOT_TABLES]
+    return list(wanted) if wanted is not None else list(ctx.tables.names().values())
 
 
 def check(ctx: StageContext) -> None:
-    known = {getattr(ctx.tables, field) for field in type(ctx.tables).model_fields if field not in NOT_TABLES}
-    unknown = sorted(set(ctx.config.maintain.tables or ()) - known)
+    unknown = sorted(set(ctx.config.maintain.tables or ()) - set(ctx.tables.names().values()))
     if unknown:
         raise ConfigError(f"maintain.tables names tables this config does not have: {', '.join(unknown)}",
                           key="maintain.tables")

@@ -38,11 +38,6 @@ from jobs.core.tables import ConcurrentWriteError, peek_table, read_rows
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# The tables a run may leave half-written files in (cleaned, under the run lock, before it starts).
-TABLE_FIELDS = ("bronze", "quarantine", "deduped", "duplicates", "dedup_exact_index", "dedup_band_index",
-                "dedup_signature_index", "quality_scores", "filtered", "mixture", "mix_manifest",
-                "run_ledger", "ingested_files", "decisions")
-
 # The stages, in the order a full run takes them: name -> "module:attribute" of its Stage.
 REGISTRY: dict[str, str] = {
     "ingest": "jobs.ingest:STAGE",
@@ -178,7 +173,8 @@ def run(config: Config, names: Sequence[str] | None = None, run_id: str | None =
         abandoned = context.ledger.close_abandoned(context.run_id)
         if abandoned:
             log.write(f"closed abandoned attempts: {', '.join(abandoned)}")
-        cleaned = context.store.clean_uncommitted([getattr(config.tables, name) for name in TABLE_FIELDS])
+        # every table a run may leave half-written files in (cleaned under the lock, before it starts)
+        cleaned = context.store.clean_uncommitted(list(config.tables.names().values()))
         if cleaned:
             log.write(f"removed {cleaned} files of uncommitted writes left by earlier attempts")
         first = planned.first_unfinished(context.ledger.finished_stages(context.run_id))

@@ -183,9 +183,13 @@ class TableSettings(_Strict):
     ingested_files: str = "ingested_files"
     decisions: str = "decisions"
 
+    def names(self) -> dict[str, str]:
+        """Every table the pipeline writes: field -> its name (or location)."""
+        return {field: value for field, value in self.model_dump().items() if field != "backend"}
+
     @model_validator(mode="after")
     def _safe_and_distinct(self) -> TableSettings:
-        names = {field: value for field, value in self.model_dump().items() if field != "backend"}
+        names = self.names()
         for field, value in names.items():
             if not is_location(value):
                 check_name(value, f"table name tables.{field}")

@@ -100,14 +100,7 @@ class NativeBackend:
                 raise TableError(
                     f"{path} is partitioned by {existing_partitions}, the write asks for {list(partition_by)}"
                 )
-        writer = (
-            df.write.format("delta")
-            .option("txnAppId", txn_app_id(run_id, tag))
-            .option("txnVersion", TXN_VERSION)
-            .option("userMetadata", _user_metadata(run_id, tag, mode))
-        )
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
+        writer = self._writer(df, partition_by, run_id, tag, mode)
         if mode == "replace_partitions":
             writer = writer.mode("overwrite").option("partitionOverwriteMode", "dynamic")
         else:
@@ -125,9 +118,21 @@ class NativeBackend:
         skipped = after == before
         rows = None
         if not skipped:
-            metrics = self._table(path).history(1).select("operationMetrics").first()[0] or {}
+            metrics = self._last_metrics(path)
             rows = int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None
         return WriteResult(path, int(after), skipped, 0, rows)
+
+    @staticmethod
+    def _writer(df: DataFrame, partition_by: Sequence[str], run_id: str, tag: str, mode: str) -> Any:
+        """A Delta writer that records this run's txn (idempotent retries) and userMetadata."""
+        writer = (df.write.format("delta").option("txnAppId", txn_app_id(run_id, tag))
+                  .option("txnVersion", TXN_VERSION)
+                  .option("userMetadata", _user_metadata(run_id, tag, mode)))
+        return writer.partitionBy(*partition_by) if partition_by else writer
+
+    def _last_metrics(self, path: str) -> dict[str, str]:
+        """operationMetrics of the table's latest commit."""
+        return self._table(path).history(1).select("operationMetrics").first()[0] or {}
 
     def merge(self, df: DataFrame, path: str, *, merge: Merge, partition_by: Sequence[str], run_id: str,
               tag: str) -> WriteResult:
@@ -164,22 +169,16 @@ class NativeBackend:
                 if not _is_conflict(exc):
                     raise
                 continue
-            metrics = table.history(1).select("operationMetrics").first()[0] or {}
-            rows = int(metrics.get("numTargetRowsInserted", 0) or 0)
+            rows = int(self._last_metrics(path).get("numTargetRowsInserted", 0) or 0)
             return WriteResult(path, int(self.version(path) or 0), False, 0, rows)
         raise ConcurrentWriteError(f"{path}: other writers kept committing first ({CONFLICT_RETRIES} tries)")
 
     def _create(self, df: DataFrame, path: str, partition_by: Sequence[str], run_id: str,
                 tag: str) -> WriteResult:
         """A new table, never a blind append: mode ``error`` fails if another writer created it first."""
-        writer = (df.write.format("delta").mode("error").option("txnAppId", txn_app_id(run_id, tag))
-                  .option("txnVersion", TXN_VERSION)
-                  .option("userMetadata", _user_metadata(run_id, tag, "merge")))
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.save(path)
-        metrics = self._table(path).history(1).select("operationMetrics").first()[0] or {}
-        return WriteResult(path, int(self.version(path) or 0), False, 0, int(metrics.get("numOutputRows", 0)))
+        self._writer(df, partition_by, run_id, tag, "merge").mode("error").save(path)
+        rows = int(self._last_metrics(path).get("numOutputRows", 0))
+        return WriteResult(path, int(self.version(path) or 0), False, 0, rows)
 
     @staticmethod
     def _nothing_new(source: DataFrame, target: DataFrame, key: Sequence[str]) -> bool:
