@@ -185,6 +185,14 @@ def _char_codes(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return codes, lengths
 
 
+# Public names of the window machinery, shared with benchmark decontamination (udfs/decontamination.py) so
+# both stages hash word n-grams one way.
+shingle_windows = _windows
+token_hashes = _token_hashes
+mix_windows = _mix_windows
+char_codes = _char_codes
+
+
 def fast_shingles(texts: pa.Array, spec: MinHashSpec) -> Shingles:
     if spec.unit == "word":
         tokens, lengths = words(texts, spec.normalization)
