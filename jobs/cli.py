@@ -2,7 +2,7 @@
 
     curate run --config conf/local.yaml [--set key.path=value ...] [--run-id ID | --run-date YYYY-MM-DD]
     curate ingest --config conf/local.yaml                     (any stage: dedup, quality, mix, ...)
-    curate train-quality --config conf/local.yaml              (and train-topic)
+    curate train-quality --config conf/local.yaml              (and train-topic, train-toxicity)
     curate demo-data --out data/demo --docs 20000 --seed 7
     curate history --config conf/local.yaml --table bronze
 """
@@ -34,7 +34,8 @@ EXIT_CODES: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], i
     (StageFailed, EXIT_STAGE),
 )
 STAGE_COMMANDS = {"ingest": "ingest", "dedup": "dedup", "quality": "quality", "mix": "mix",
-                  "train-quality": "train_quality", "train-topic": "train_topic", "maintain": "maintain"}
+                  "train-quality": "train_quality", "train-topic": "train_topic",
+                  "train-toxicity": "train_toxicity", "maintain": "maintain"}
 ALIASES = {"train-topic": ["train-domain"]}
 
 
@@ -108,11 +109,15 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
     from udfs.demo_corpus import DemoSpec, write_demo_corpus
 
     spec = DemoSpec(docs=args.docs, seed=args.seed, shard_docs=args.shard_docs,
-                    reference_docs=args.reference_docs)
+                    reference_docs=args.reference_docs, benchmark_items=args.benchmark_items,
+                    toxicity_docs=args.toxicity_docs)
     summary = write_demo_corpus(args.out, spec)
     print(f"wrote {summary['records']:,} records ({summary['documents']:,} documents, "
           f"{summary['malformed']:,} malformed lines) in {summary['shards']} shards to {args.out}")
-    print(f"ground truth: {storage.join(args.out, 'truth')}")
+    plants: dict[str, int] = summary["plants"]  # type: ignore[assignment]
+    print("planted pages: " + ", ".join(f"{kind} {count:,}" for kind, count in plants.items()))
+    print(f"ground truth: {storage.join(args.out, 'truth')} (and reference/, benchmarks/, blocklist/, "
+          "wordlists/ beside the shards)")
     return 0
 
 
@@ -162,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--shard-docs", type=int, default=5_000)
     demo.add_argument("--reference-docs", type=int, default=4_000,
                       help="size of the labelled reference set written to <out>/reference (0: none)")
+    demo.add_argument("--benchmark-items", type=int, default=300,
+                      help="items of <out>/benchmarks/demo_qa.jsonl, the benchmark some pages leak "
+                           "(0: no leaks)")
+    demo.add_argument("--toxicity-docs", type=int, default=3_000,
+                      help="size of the labelled toxicity set <out>/reference/toxicity.jsonl.gz")
     demo.set_defaults(handler=_cmd_demo_data)
     return parser
 
