@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,11 +65,33 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, numerator / np.maximum(denominator, 1), 0.0)
 
 
-def gopher_quality_signals(texts: pa.Array) -> pa.Table:
-    """One row per text: the signals the Gopher quality rules read."""
+def _stop_word_flags(bare: pa.Array, word_owner: np.ndarray, stop_word_sets: Sequence[frozenset[str]] | None,
+                     group_of_row: np.ndarray | None) -> np.ndarray:
+    """Per word: is it a stop word of its document's language? One ``is_in`` per language of the batch."""
+    if stop_word_sets is None:
+        return pc.is_in(bare, value_set=pa.array(STOP_WORDS)).to_numpy(zero_copy_only=False)
+    groups = np.zeros(len(word_owner), dtype=np.int64) if group_of_row is None else group_of_row[word_owner]
+    flags = np.zeros(len(bare), dtype=bool)
+    for group, stop_words in enumerate(stop_word_sets):
+        members = np.flatnonzero(groups == group)
+        if len(members) and stop_words:
+            chosen = bare.take(pa.array(members))
+            listed = pa.array(sorted(stop_words), type=pa.string())
+            flags[members] = pc.is_in(chosen, value_set=listed).to_numpy(zero_copy_only=False)
+    return flags
+
+
+def gopher_quality_signals(texts: pa.Array, word_texts: pa.Array | None = None,
+                           stop_word_sets: Sequence[frozenset[str]] | None = None,
+                           group_of_row: np.ndarray | None = None) -> pa.Table:
+    """One row per text: the signals the Gopher quality rules read.
+
+    Words come from ``word_texts`` when given (the texts segmented for languages without spaces), lines
+    from ``texts``; stop words are ``stop_word_sets[group_of_row[row]]`` (default: Gopher's English eight)."""
     texts = texts.fill_null("")
     documents = len(texts)
-    word_lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(texts))
+    segmented = texts if word_texts is None else word_texts.fill_null("")
+    word_lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(segmented))
     words = pc.list_flatten(word_lists)
     word_owner = pc.list_parent_indices(word_lists).to_numpy(zero_copy_only=False)
     real = pc.greater(pc.utf8_length(words), 0).to_numpy(zero_copy_only=False)
@@ -81,8 +104,7 @@ def gopher_quality_signals(texts: pa.Array) -> pa.Table:
     total_length = _per_document(lengths * non_symbol, word_owner, documents)
     alpha = pc.match_substring_regex(words, r"\p{L}").to_numpy(zero_copy_only=False).astype(np.float64)
     bare = pc.utf8_lower(pc.replace_substring_regex(words, r"^[\p{P}\p{S}]+|[\p{P}\p{S}]+$", ""))
-    stop = pc.is_in(bare, value_set=pa.array(STOP_WORDS)).to_numpy(zero_copy_only=False)
-    stop = stop.astype(np.float64)
+    stop = _stop_word_flags(bare, word_owner, stop_word_sets, group_of_row).astype(np.float64)
 
     symbols = (pc.count_substring(texts, "#").to_numpy(zero_copy_only=False)
                + pc.count_substring(texts, "...").to_numpy(zero_copy_only=False)
@@ -120,6 +142,11 @@ def first_failing(checks: list[tuple[str, np.ndarray]], size: int) -> pa.Array:
 
 def gopher_quality_reasons(signals: pa.Table, limits: GopherQualityThresholds) -> pa.Array:
     """The first failing rule per document (null when none fails), in GOPHER_QUALITY_RULES order."""
+    return first_failing(gopher_quality_checks(signals, limits), signals.num_rows)
+
+
+def gopher_quality_checks(signals: pa.Table, limits: GopherQualityThresholds) -> list[tuple[str, np.ndarray]]:
+    """(rule, failed mask) per Gopher quality rule, in GOPHER_QUALITY_RULES order."""
     column = {name: signals.column(name).to_numpy() for name in signals.column_names}
     failures = [
         column["n_non_symbol_words"] < limits.min_doc_words,
@@ -132,7 +159,7 @@ def gopher_quality_reasons(signals: pa.Table, limits: GopherQualityThresholds) -
         column["alpha_words_ratio"] < limits.min_alpha_words_ratio,
         column["stop_words"] < limits.min_stop_words,
     ]
-    return first_failing(list(zip(GOPHER_QUALITY_RULES, failures, strict=True)), signals.num_rows)
+    return list(zip(GOPHER_QUALITY_RULES, failures, strict=True))
 
 
 # ----------------------------------------------------------------------------------- Gopher repetition
@@ -195,17 +222,19 @@ def _duplicated_ngram_chars(words: list[str], n: int) -> int:
     return chars
 
 
-def gopher_repetition_signals(texts: pa.Array) -> pa.Table:
+def gopher_repetition_signals(texts: pa.Array, word_texts: pa.Array | None = None) -> pa.Table:
     """Per text: duplicate paragraph/line fractions (by count and by characters), the top 2-4-gram
-    character fractions and the duplicated 5-10-gram character fractions."""
+    character fractions and the duplicated 5-10-gram character fractions (words from ``word_texts`` when
+    given: the texts segmented for languages without spaces)."""
     columns: dict[str, list[float]] = {name: [] for name in repetition_signal_names()}
-    for text in texts.fill_null("").to_pylist():
+    segmented = (texts if word_texts is None else word_texts).fill_null("").to_pylist()
+    for text, word_text in zip(texts.fill_null("").to_pylist(), segmented, strict=True):
         size = max(len(text), 1)
         paragraphs = _PARAGRAPH_BREAK.split(text.strip())
         dup_paragraphs, dup_paragraph_chars = _duplicates(paragraphs)
         lines = _LINE_BREAK.split(text)
         dup_lines, dup_line_chars = _duplicates(lines)
-        words = text.split()
+        words = word_text.split()
         columns["dup_para_frac"].append(dup_paragraphs / max(len(paragraphs), 1))
         columns["dup_para_char_frac"].append(dup_paragraph_chars / size)
         columns["dup_line_frac"].append(dup_lines / max(len(lines), 1))
@@ -223,8 +252,21 @@ def repetition_signal_names() -> list[str]:
             + [f"dup_{n}gram_char_frac" for n in DUPLICATED_NGRAMS])
 
 
+def repetition_rule_names() -> list[str]:
+    """The drop reasons of the repetition rules, in order."""
+    return (["gopher_dup_para_frac", "gopher_dup_para_char_frac", "gopher_dup_line_frac",
+             "gopher_dup_line_char_frac"] + [f"gopher_top_{n}gram" for n in TOP_NGRAMS]
+            + [f"gopher_dup_{n}gram" for n in DUPLICATED_NGRAMS])
+
+
 def gopher_repetition_reasons(signals: pa.Table, limits: GopherRepetitionThresholds) -> pa.Array:
     """First failing repetition rule per document, in the order of :func:`repetition_signal_names`."""
+    return first_failing(gopher_repetition_checks(signals, limits), signals.num_rows)
+
+
+def gopher_repetition_checks(signals: pa.Table,
+                             limits: GopherRepetitionThresholds) -> list[tuple[str, np.ndarray]]:
+    """(rule, failed mask) per repetition rule, in the order of :func:`repetition_signal_names`."""
     checks = [("gopher_dup_para_frac", "dup_para_frac", limits.max_dup_para_frac),
               ("gopher_dup_para_char_frac", "dup_para_char_frac", limits.max_dup_para_char_frac),
               ("gopher_dup_line_frac", "dup_line_frac", limits.max_dup_line_frac),
@@ -233,8 +275,7 @@ def gopher_repetition_reasons(signals: pa.Table, limits: GopherRepetitionThresho
                for n, limit in sorted(limits.max_top_ngram_char_frac.items())]
     checks += [(f"gopher_dup_{n}gram", f"dup_{n}gram_char_frac", limit)
                for n, limit in sorted(limits.max_dup_ngram_char_frac.items())]
-    masks = [(rule, signals.column(column).to_numpy() > limit) for rule, column, limit in checks]
-    return first_failing(masks, signals.num_rows)
+    return [(rule, signals.column(column).to_numpy() > limit) for rule, column, limit in checks]
 
 
 # ------------------------------------------------------------------------------------------- FineWeb
@@ -254,19 +295,22 @@ class FineWebThresholds:
     max_newline_word_ratio: float = 0.3
 
 
-def fineweb_signals(texts: pa.Array, short_line_length: int = 30) -> pa.Table:
+def fineweb_signals(texts: pa.Array, short_line_length: int = 30,
+                    word_texts: pa.Array | None = None) -> pa.Table:
     """Per text, over its non-blank lines: share ending in terminal punctuation, share of short lines,
-    characters in repeated lines over all non-newline characters, and newlines per word."""
+    characters in repeated lines over all non-newline characters, and newlines per word (words from
+    ``word_texts`` when given)."""
     columns: dict[str, list[float]] = {"line_punct_ratio": [], "short_line_ratio": [], "char_dup_ratio": [],
                                        "newline_word_ratio": [], "non_blank_lines": []}
-    for text in texts.fill_null("").to_pylist():
+    segmented = (texts if word_texts is None else word_texts).fill_null("").to_pylist()
+    for text, word_text in zip(texts.fill_null("").to_pylist(), segmented, strict=True):
         lines = [line for line in text.split("\n") if line.strip()]
         count = max(len(lines), 1)
         columns["non_blank_lines"].append(len(lines))
         columns["line_punct_ratio"].append(sum(line.endswith(TERMINAL_PUNCTUATION) for line in lines) / count)
         columns["short_line_ratio"].append(sum(len(line) <= short_line_length for line in lines) / count)
         columns["char_dup_ratio"].append(_duplicates(lines)[1] / max(len(text.replace("\n", "")), 1))
-        columns["newline_word_ratio"].append(text.count("\n") / max(len(text.split()), 1))
+        columns["newline_word_ratio"].append(text.count("\n") / max(len(word_text.split()), 1))
     return pa.table({"line_punct_ratio": pa.array(columns["line_punct_ratio"], type=pa.float64()),
                      "short_line_ratio": pa.array(columns["short_line_ratio"], type=pa.float64()),
                      "char_dup_ratio": pa.array(columns["char_dup_ratio"], type=pa.float64()),
@@ -276,19 +320,29 @@ def fineweb_signals(texts: pa.Array, short_line_length: int = 30) -> pa.Table:
 
 def fineweb_reasons(signals: pa.Table, limits: FineWebThresholds) -> pa.Array:
     """First failing FineWeb rule: empty, line punctuation, short lines, duplicated line chars, list-like."""
+    return first_failing(fineweb_checks(signals, limits), signals.num_rows)
+
+
+FINEWEB_RULES = ("fineweb_empty", "fineweb_line_punct_ratio", "fineweb_short_line_ratio",
+                 "fineweb_char_dup_ratio", "fineweb_list_ratio")
+
+
+def fineweb_checks(signals: pa.Table, limits: FineWebThresholds) -> list[tuple[str, np.ndarray]]:
+    """(rule, failed mask) per FineWeb rule, in FINEWEB_RULES order."""
     column = {name: signals.column(name).to_numpy() for name in signals.column_names}
-    checks = [
-        ("fineweb_empty", column["non_blank_lines"] == 0),
-        ("fineweb_line_punct_ratio", column["line_punct_ratio"] < limits.min_line_punct_ratio),
-        ("fineweb_short_line_ratio", column["short_line_ratio"] > limits.max_short_line_ratio),
-        ("fineweb_char_dup_ratio", column["char_dup_ratio"] > limits.max_char_dup_ratio),
-        ("fineweb_list_ratio", column["newline_word_ratio"] > limits.max_newline_word_ratio),
+    failures = [
+        column["non_blank_lines"] == 0,
+        column["line_punct_ratio"] < limits.min_line_punct_ratio,
+        column["short_line_ratio"] > limits.max_short_line_ratio,
+        column["char_dup_ratio"] > limits.max_char_dup_ratio,
+        column["newline_word_ratio"] > limits.max_newline_word_ratio,
     ]
-    return first_failing(checks, signals.num_rows)
+    return list(zip(FINEWEB_RULES, failures, strict=True))
 
 
 # ------------------------------------------------------------------------------------------------ C4
 
+C4_DOCUMENT_RULES = ("c4_lorem_ipsum", "c4_curly_bracket", "c4_too_few_sentences")
 C4_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies",
                      "use cookies")
 C4_LINE_ENDINGS = (".", "?", "!", '"', "'")
@@ -354,12 +408,13 @@ def c4_clean(texts: pa.Array, settings: C4Settings) -> tuple[pa.Array, pa.Table]
         lines_kept.append(len(kept))
         sentences.append(count_sentences(joined))
         cleaned.append(joined)
+        lorem, curly, too_few = C4_DOCUMENT_RULES
         if settings.drop_lorem_ipsum and "lorem ipsum" in lowered:
-            reasons.append("c4_lorem_ipsum")
+            reasons.append(lorem)
         elif settings.drop_curly_bracket and "{" in text:
-            reasons.append("c4_curly_bracket")
+            reasons.append(curly)
         elif sentences[-1] < settings.min_sentences:
-            reasons.append("c4_too_few_sentences")
+            reasons.append(too_few)
         else:
             reasons.append(None)
     signals = pa.table({"c4_lines": pa.array(lines_total, type=pa.int32()),
