@@ -28,7 +28,7 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-$(DEMO_DIR)/.spec-$(DEMO_DOCS)-$(DEMO_SEED): $(BIN)/.installed
+$(DEMO_DIR)/.spec-$(DEMO_DOCS)-$(DEMO_SEED): $(BIN)/.installed udfs/demo_corpus.py
 	rm -rf $(DEMO_DIR)
 	$(BIN)/curate demo-data --out $(DEMO_DIR) --docs $(DEMO_DOCS) --seed $(DEMO_SEED)
 	@touch $@
@@ -38,8 +38,13 @@ demo-data: $(DEMO_DIR)/.spec-$(DEMO_DOCS)-$(DEMO_SEED)
 demo: preflight demo-data
 	@start=$$(date +%s); \
 	$(BIN)/curate run --config $(CONFIG) --report --set input.paths='["$(DEMO_DIR)/*.jsonl.gz"]' \
-	  --set train.quality.positives.paths='["$(DEMO_DIR)/reference/*.jsonl.gz"]' \
-	  --set train.topic.documents.paths='["$(DEMO_DIR)/reference/*.jsonl.gz"]' && \
+	  --set train.quality.positives.paths='["$(DEMO_DIR)/reference/reference.jsonl.gz"]' \
+	  --set train.topic.documents.paths='["$(DEMO_DIR)/reference/reference.jsonl.gz"]' \
+	  --set train.toxicity.documents.paths='["$(DEMO_DIR)/reference/toxicity.jsonl.gz"]' \
+	  --set quality.decontamination.benchmarks.0.paths='["$(DEMO_DIR)/benchmarks/demo_qa.jsonl"]' \
+	  --set quality.url_blocklist.lists.0.path='$(DEMO_DIR)/blocklist' \
+	  --set quality.flagged_words.lists.en='$(DEMO_DIR)/wordlists/en.txt' \
+	  --set quality.flagged_words.lists.de='$(DEMO_DIR)/wordlists/de.txt' && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s"
 
 # `make test` (what CI runs) leaves out tests marked slow: the standalone cluster with spark-submit

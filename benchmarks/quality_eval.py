@@ -29,7 +29,7 @@ from udfs.classifier import roc_auc
 
 
 def _config(corpus: Path, root: Path, models: Path | None, min_score: float) -> object:
-    reference = str(corpus / "reference" / "*.jsonl.gz")
+    reference = str(corpus / "reference" / "reference.jsonl.gz")
     quality: dict = {"classifier": {"enabled": True, "min_score": min_score},
                      "topic_classifier": {"enabled": True}}
     if models is not None:

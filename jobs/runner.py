@@ -43,6 +43,7 @@ REGISTRY: dict[str, str] = {
     "ingest": "jobs.ingest:STAGE",
     "train_quality": "jobs.train:QUALITY",
     "train_topic": "jobs.train:TOPIC",
+    "train_toxicity": "jobs.train:TOXICITY",
     "dedup": "jobs.dedup:STAGE",
     "quality": "jobs.quality:STAGE",
     "mix": "jobs.mix:STAGE",

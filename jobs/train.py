@@ -3,6 +3,8 @@
     train_quality: reference-quality text (positives) against a deterministic sample of bronze
                    (negatives), balanced, bigrams: the DCLM recipe
     train_topic:   labelled documents, at most ``max_per_label`` of each label
+    train_toxicity: labelled documents, the positive label against all others, balanced (Dolma's and
+                   "Toxicity of the Commons"' recipe: a fastText classifier scoring every page)
 
 Each writes ``<model>`` and ``<model>.card.json``: data counts, hyper-parameters, the text normalisation
 (re-applied at scoring), held-out metrics and the model's sha256. Sampling and the held-out split hash
@@ -20,17 +22,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from jobs.core import storage
 from jobs.core.config import (
+    ClassifierKind,
     Config,
     ConfigError,
     QualityTrainingSettings,
     TopicTrainingSettings,
+    ToxicityTrainingSettings,
     TrainingSource,
 )
 from jobs.core.errors import PolicyError
@@ -164,8 +168,9 @@ def _label_counts(labels: list[str]) -> dict[str, int]:
     return {str(value): int(count) for value, count in zip(values, counts, strict=True)}
 
 
-def _train_and_save(sample: pa.Table, settings: QualityTrainingSettings | TopicTrainingSettings,
-                    kind: Literal["quality", "topic"], evaluate: Callable[[Any, list[str], list[str]], dict],
+def _train_and_save(sample: pa.Table,
+                    settings: QualityTrainingSettings | TopicTrainingSettings | ToxicityTrainingSettings,
+                    kind: ClassifierKind, evaluate: Callable[[Any, list[str], list[str]], dict],
                     config: Config, run_id: str, card: dict[str, Any]) -> ModelCard:
     """Normalise, train on the non-held-out rows, evaluate on the held-out rows, save model + card."""
     normalization = settings.normalization.as_normalization()
@@ -179,8 +184,8 @@ def _train_and_save(sample: pa.Table, settings: QualityTrainingSettings | TopicT
     card["data"].update({"train": _label_counts(train_labels), "holdout": _label_counts(test_labels),
                          "seed": settings.seed, "holdout_fraction": settings.holdout_fraction})
     holdout = evaluate(model, test_texts, test_labels)
-    metric, floor = ("roc_auc", settings.min_holdout_roc_auc) if kind == "quality" else (
-        "accuracy", settings.min_holdout_accuracy)  # type: ignore[union-attr]
+    metric, floor = ("accuracy", settings.min_holdout_accuracy) if kind == "topic" else (  # type: ignore[union-attr]
+        "roc_auc", settings.min_holdout_roc_auc)  # type: ignore[union-attr]
     if floor is not None and (holdout.get(metric) is None or holdout[metric] < floor):
         raise PolicyError(f"the {kind} classifier's held-out {metric} is {holdout.get(metric)}, below the "
                           f"floor {floor} (train.{kind}.min_holdout_{metric}); the model was not saved")
@@ -284,6 +289,52 @@ def run_topic(ctx: StageContext) -> StageResult:
     return _result("train_topic", sample.num_rows, config.training_output("topic"), card)
 
 
+# ----------------------------------------------------------------------------------------- toxicity
+
+
+def check_toxicity(ctx: StageContext) -> None:
+    config = ctx.config
+    documents = config.train.toxicity.documents
+    if documents is None or not documents.label_field:
+        raise ConfigError("train_toxicity needs train.toxicity.documents with a label_field",
+                          key="train.toxicity.documents", source=config.source)
+    _check_files(documents, "train.toxicity.documents", config)
+
+
+def run_toxicity(ctx: StageContext) -> StageResult:
+    from pyspark.sql import functions as F
+
+    config, spark, store, run_id = ctx.config, ctx.spark, ctx.store, ctx.run_id
+    settings = config.train.toxicity
+    assert settings.documents is not None and settings.documents.label_field
+    documents = read_source(spark, store, settings.documents, config_key="train.toxicity.documents",
+                            config_source=config.source, label_field=settings.documents.label_field)
+    binary = documents.withColumn("label", F.when(F.col("label") == settings.positive_label,
+                                                  F.lit(settings.positive_label))
+                                  .otherwise(F.lit(settings.negative_label)))
+    available = {row["label"]: int(row["count"]) for row in binary.groupBy("label").count().collect()}
+    if settings.positive_label not in available:
+        raise ConfigError(f"no documents labelled {settings.positive_label!r} in the toxicity training data",
+                          key="train.toxicity.positive_label", source=config.source)
+    per_class = min(settings.max_per_class, *available.values())
+    _too_few({label: min(count, per_class) for label, count in available.items()}, "train.toxicity",
+             config.source)
+    sample = _collect(sample_per_label(binary, per_class, settings.seed, settings.holdout_fraction),
+                      settings.seed)
+
+    def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
+        scores = fasttext_models.label_probability(model, texts, settings.positive_label)
+        return binary_metrics(scores, np.asarray(labels, dtype=object) == settings.positive_label)
+
+    card = _train_and_save(sample, settings, "toxicity", evaluate, config, run_id, {
+        "labels": [settings.positive_label, settings.negative_label],
+        "positive_label": settings.positive_label,
+        "data": {"available": available, "per_class": per_class},
+        "sources": {"documents": settings.documents.model_dump()},
+    })
+    return _result("train_toxicity", sample.num_rows, config.training_output("toxicity"), card)
+
+
 def _result(stage: str, examples: int, target: str, card: ModelCard) -> StageResult:
     return StageResult(stage=stage, docs_in=examples, docs_out=examples,
                        details={"model": target, "card": card_uri(target), "model_sha256": card.model_sha256,
@@ -293,3 +344,4 @@ def _result(stage: str, examples: int, target: str, card: ModelCard) -> StageRes
 QUALITY = Stage("train_quality", check_quality, run_quality,
                 reads=lambda config: [config.train.quality.negatives_table])
 TOPIC = Stage("train_topic", check_topic, run_topic)
+TOXICITY = Stage("train_toxicity", check_toxicity, run_toxicity)

@@ -93,3 +93,14 @@ def test_bad_override_syntax():
         parse_override("no-equals-sign")
     with pytest.raises(ConfigError, match="is a value, not a section"):
         apply_overrides({"ingest": {"mode": "append"}}, ["ingest.mode.deeper=1"])
+
+
+def test_override_indexes_lists_of_sections():
+    data = {"mix": {"phases": [{"name": "main", "fraction": 0.9}, {"name": "anneal", "fraction": 0.1}]}}
+    apply_overrides(data, ["mix.phases.1.fraction=0.2", "mix.phases.0.weights.mode=unimax"])
+    assert data["mix"]["phases"] == [{"name": "main", "fraction": 0.9, "weights": {"mode": "unimax"}},
+                                     {"name": "anneal", "fraction": 0.2}]
+    with pytest.raises(ConfigError, match="no item 2 in a list of 2"):
+        apply_overrides(data, ["mix.phases.2.fraction=0.1"])
+    with pytest.raises(ConfigError, match="no item x"):
+        apply_overrides(data, ["mix.phases.x=1"])

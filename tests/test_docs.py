@@ -27,7 +27,8 @@ def _model_of(annotation: object) -> type[BaseModel] | None:
 
 
 def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
-    """Every leaf key a config file can set (``[]`` marks the items of a list of sections)."""
+    """Every leaf key a config file can set (``[]`` marks the items of a list of sections, ``<key>`` the
+    keys of a map of sections)."""
     keys = []
     for name, info in model.model_fields.items():
         nested = _model_of(info.annotation)
@@ -35,8 +36,8 @@ def config_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
         if nested is None:
             keys.append(key)
         else:
-            is_list = typing.get_origin(info.annotation) is list
-            keys += config_keys(nested, key + ("[]." if is_list else "."))
+            container = typing.get_origin(info.annotation)
+            keys += config_keys(nested, key + {list: "[].", dict: ".<key>."}.get(container, "."))
     return keys
 
 
@@ -44,6 +45,7 @@ def test_the_key_walker_sees_nested_and_listed_sections():
     keys = config_keys()
     assert "quality.gopher_quality.min_doc_words" in keys and "mix.phases[].weights.mode" in keys
     assert "spark.conf" in keys and "train.quality.positives.where" in keys
+    assert "quality.languages.<key>.thresholds" in keys
 
 
 def test_every_config_key_is_documented():

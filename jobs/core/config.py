@@ -31,14 +31,18 @@ from pydantic import (
 )
 
 from jobs.core import redaction, storage
+from udfs.blocklists import FlaggedWordRules, UrlBlocklistRules
 from udfs.classifier import ClassifierNormalization, FastTextParams
+from udfs.decontamination import DecontaminationRules
 from udfs.fasttext_models import DEFAULT_LID_MODEL
 from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
 from udfs.minhash import MinHashSpec
 from udfs.normalize import TextNormalization
-from udfs.quality import LanguageRules
+from udfs.pii import PiiRules
+from udfs.quality import LanguageRules, rule_names
 
 DEFAULT_STAGES = ("ingest", "dedup", "quality", "mix")
+ClassifierKind = Literal["quality", "topic", "toxicity"]
 # Run ids, run names and table names become path segments under output.root: no separators, no "..".
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
@@ -347,6 +351,111 @@ class TopicClassifierSettings(_ClassifierScoring):
     min_score: float = Field(default=0.0, ge=0, le=1)  # below it the topic is 'unknown'
 
 
+class ToxicityClassifierSettings(_ClassifierScoring):
+    """fastText toxicity classifier (``curate train-toxicity``); its score is P(``positive_label``)."""
+
+    positive_label: str = "toxic"  # used only for a model without a card (the card's label wins)
+    max_score: float | None = Field(default=0.5, ge=0, le=1)  # drop above this (null: score only)
+
+
+# Thresholds a language may override (quality.languages.<lang>.thresholds), by rule family.
+LANGUAGE_THRESHOLDS = {
+    "gopher_quality": [f.name for f in dataclasses.fields(GopherQualityThresholds)],
+    "gopher_repetition": [f.name for f in dataclasses.fields(GopherRepetitionThresholds)
+                          if f.type in ("float", float)],
+    "fineweb": [f.name for f in dataclasses.fields(FineWebThresholds)],
+}
+
+
+class LanguageRuleSettings(_Strict):
+    """How the rules read one language; unset fields keep the built-in rule set (udfs/languages.py)."""
+
+    segmentation: Literal["whitespace", "characters"] | None = None
+    stop_words: list[str] | None = None  # null: stopwordsiso's list (English: Gopher's eight)
+    skip_rules: list[str] = Field(default_factory=list)  # drop reasons never applied to this language
+    thresholds: dict[str, float] = Field(default_factory=dict)  # e.g. {min_doc_words: 100}
+
+    @model_validator(mode="after")
+    def _known_names(self) -> LanguageRuleSettings:
+        known = sorted(name for names in LANGUAGE_THRESHOLDS.values() for name in names)
+        unknown = sorted(set(self.thresholds) - set(known))
+        if unknown:
+            raise ValueError(f"unknown threshold(s) {unknown}; known: {known}")
+        unknown_rules = sorted(set(self.skip_rules) - set(rule_names()))
+        if unknown_rules:
+            raise ValueError(f"unknown rule(s) {unknown_rules}; known: {rule_names()}")
+        return self
+
+
+class BenchmarkSource(_Strict):
+    """One benchmark (e.g. MMLU's test split as JSONL): its items' text is the ``text_fields`` joined."""
+
+    name: str = Field(min_length=1)
+    paths: list[str] = Field(min_length=1)  # globs, local or s3://
+    format: Literal["jsonl", "parquet"] = "jsonl"
+    text_fields: list[str] = Field(default_factory=lambda: ["question", "choices", "answer"], min_length=1)
+    id_field: str | None = None  # null: the row number
+
+
+class DecontaminationSettings(settings_from(DecontaminationRules,  # type: ignore[misc]
+                                            bounds={"ngram": {"ge": 3}, "min_matching_ngrams": {"ge": 1},
+                                                    "min_item_fraction": {"ge": 0, "le": 1}})):
+    """Benchmark decontamination: word n-grams of the benchmark items, checked in every document."""
+
+    enabled: bool = False
+    mode: Literal["drop", "remove"] = "drop"
+    benchmarks: list[BenchmarkSource] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_benchmarks(self) -> DecontaminationSettings:
+        if self.enabled and not self.benchmarks:
+            raise ValueError("enabled needs benchmarks: [{name, paths, text_fields}]")
+        names = [benchmark.name for benchmark in self.benchmarks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"benchmark names must be unique: {names}")
+        return self
+
+
+class PiiSettings(settings_from(PiiRules, bounds={"max_pii_per_1k_chars": {"gt": 0}})):  # type: ignore[misc]
+    """PII masking: matches are replaced by typed placeholders in the kept text; counts go to the scores."""
+
+    enabled: bool = False
+
+
+class BlocklistSource(_Strict):
+    """A UT1-style folder (``<category>/domains``, ``<category>/urls``) or one list file of ``category``."""
+
+    path: str = Field(min_length=1)  # local or s3://
+    category: str | None = None  # for a single file (null: the file name without extension)
+
+
+class UrlBlocklistSettings(settings_from(UrlBlocklistRules)):  # type: ignore[misc]
+    """URL and domain blocklists (user-supplied data); a blocked document's reason: url_blocked:<category>."""
+
+    enabled: bool = False
+    lists: list[BlocklistSource] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_lists(self) -> UrlBlocklistSettings:
+        if self.enabled and not self.lists and not self.banned_substrings:
+            raise ValueError("enabled needs lists (UT1-style folders or files) or banned_substrings")
+        return self
+
+
+class FlaggedWordSettings(settings_from(FlaggedWordRules,  # type: ignore[misc]
+                                        bounds={"max_fraction": {"ge": 0, "le": 1}})):
+    """C4-style word lists per language (files of one word per line); the fraction of flagged words."""
+
+    enabled: bool = False
+    lists: dict[str, str] = Field(default_factory=dict)  # language (or "default") -> file, local or s3://
+
+    @model_validator(mode="after")
+    def _has_lists(self) -> FlaggedWordSettings:
+        if self.enabled and not self.lists:
+            raise ValueError("enabled needs lists: {language: path}")
+        return self
+
+
 class QualitySettings(_Strict):
     incremental: bool = False  # score only deduped documents no earlier run scored, and append
     allow_empty_output: bool = False  # false: scoring documents and keeping none fails the stage
@@ -357,6 +466,14 @@ class QualitySettings(_Strict):
     fineweb: FineWebSettings = Field(default_factory=FineWebSettings)
     classifier: QualityClassifierSettings = Field(default_factory=QualityClassifierSettings)
     topic_classifier: TopicClassifierSettings = Field(default_factory=TopicClassifierSettings)
+    toxicity_classifier: ToxicityClassifierSettings = Field(default_factory=ToxicityClassifierSettings)
+    # Per-language rule sets (quality rules beyond English); languages not listed get the built-in set.
+    languages: dict[str, LanguageRuleSettings] = Field(default_factory=dict)
+    default_language: str = "en"  # whose rules read documents when language ID is off
+    decontamination: DecontaminationSettings = Field(default_factory=DecontaminationSettings)
+    pii: PiiSettings = Field(default_factory=PiiSettings)
+    url_blocklist: UrlBlocklistSettings = Field(default_factory=UrlBlocklistSettings)
+    flagged_words: FlaggedWordSettings = Field(default_factory=FlaggedWordSettings)
 
     @model_validator(mode="after")
     def _group_by_needs_its_column(self) -> QualitySettings:
@@ -428,9 +545,21 @@ class TopicTrainingSettings(_ClassifierTraining):
     min_holdout_accuracy: float | None = Field(default=0.5, ge=0, le=1)
 
 
+class ToxicityTrainingSettings(_ClassifierTraining):
+    """Labelled documents (``label_field``): ``positive_label`` against every other label, balanced."""
+
+    documents: TrainingSource | None = None
+    positive_label: str = "toxic"
+    negative_label: str = "clean"  # every other label is read as this one
+    max_per_class: int = Field(default=20_000, gt=0)
+    # A model whose held-out ROC-AUC is below this is not saved and the stage fails (null: no floor).
+    min_holdout_roc_auc: float | None = Field(default=0.8, ge=0, le=1)
+
+
 class TrainSettings(_Strict):
     quality: QualityTrainingSettings = Field(default_factory=QualityTrainingSettings)
     topic: TopicTrainingSettings = Field(default_factory=TopicTrainingSettings)
+    toxicity: ToxicityTrainingSettings = Field(default_factory=ToxicityTrainingSettings)
 
 
 class DomainRule(_Strict):
@@ -568,14 +697,18 @@ class Config(_Strict):
             data[section][key] = redaction.masked(data[section][key])
         return data
 
-    def model_uri(self, kind: Literal["quality", "topic"]) -> str:
-        """Where the ``kind`` classifier is read from at scoring time."""
-        settings = self.quality.classifier if kind == "quality" else self.quality.topic_classifier
-        configured = settings.model
-        return configured or default_model_uri(self.output.root, kind)
+    def classifier(self, kind: ClassifierKind) -> QualityClassifierSettings | TopicClassifierSettings | \
+            ToxicityClassifierSettings:
+        """The scoring settings of the ``kind`` classifier."""
+        return {"quality": self.quality.classifier, "topic": self.quality.topic_classifier,
+                "toxicity": self.quality.toxicity_classifier}[kind]
 
-    def training_output(self, kind: Literal["quality", "topic"]) -> str:
-        configured = self.train.quality.model if kind == "quality" else self.train.topic.model
+    def model_uri(self, kind: ClassifierKind) -> str:
+        """Where the ``kind`` classifier is read from at scoring time."""
+        return self.classifier(kind).model or default_model_uri(self.output.root, kind)
+
+    def training_output(self, kind: ClassifierKind) -> str:
+        configured = getattr(self.train, kind).model
         return configured or default_model_uri(self.output.root, kind)
 
 
@@ -608,19 +741,32 @@ def _key_parts(key: str) -> list[str]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set each ``key.path=value``; a numeric part indexes a list (``mix.phases.0.fraction=0.8``)."""
     for assignment in overrides:
         key, value = parse_override(assignment)
-        node = data
+        node: Any = data
         parts = _key_parts(key)
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                prefix = ".".join(parts[: depth + 1])
-                raise ConfigError(f"'{prefix}' is a value, not a section", key=key, source="--set")
-            node = child
-        node[parts[-1]] = value
+        for depth, part in enumerate(parts):
+            prefix = ".".join(parts[: depth + 1])
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"'{prefix}': no item {part} in a list of {len(node)}", key=key,
+                                      source="--set")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+                continue
+            if not isinstance(node, dict):
+                raise ConfigError(f"'{'.'.join(parts[:depth])}' is a value, not a section", key=key,
+                                  source="--set")
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
     return data
 
 
