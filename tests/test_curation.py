@@ -54,7 +54,7 @@ def _config(tmp_path, **quality_settings):
 
 def _page(doc_id, text, url):
     row = _row(doc_id, text)
-    return row[:3] + (url,) + row[4:]
+    return (*row[:3], url, *row[4:])
 
 
 PII_TEXT = GOOD + " Write to jane.doe@mailhost.org or call +1 (415) 555-2671 before noon."
@@ -82,7 +82,8 @@ def test_safety_filters_drop_with_reasons_and_mask_kept_text(spark, tmp_path):
 
     reasons = {row.doc_id: row.drop_reason for row in store.read("quality_scores").collect()}
     assert reasons == {"good": None, "leak": "decontaminated:qa", "phrases": None,
-                       "blocked_sub": "url_blocked:adult", "lookalike": None, "blocked_url": "url_blocked:gambling",
+                       "blocked_sub": "url_blocked:adult", "lookalike": None,
+                       "blocked_url": "url_blocked:gambling",
                        "url_prefix_only": None, "toxic_words": "flagged_words", "pii": None, "decoy": None}
     leak = store.read("quality_scores").where("doc_id = 'leak'").first()
     assert (leak.decon_benchmark, leak.decon_item) == ("qa", "q-7") and leak.decon_matches > 1
@@ -98,7 +99,8 @@ def test_safety_filters_drop_with_reasons_and_mask_kept_text(spark, tmp_path):
     benchmark = result.details["decontamination"]
     assert benchmark["benchmarks"] == {"qa": {"documents": 1, "items": 1}}
     assert benchmark["items_indexed"] == 2 and benchmark["items_too_short"] == 1
-    decisions = {row.doc_id: row.reason for row in store.read("decisions").where("stage = 'quality'").collect()}
+    decided = store.read("decisions").where("stage = 'quality'").collect()
+    decisions = {row.doc_id: row.reason for row in decided}
     assert decisions["leak"] == "decontaminated:qa" and decisions["blocked_sub"] == "url_blocked:adult"
 
 
@@ -120,7 +122,8 @@ def test_missing_reference_files_fail_before_spark(tmp_path):
     config = _config(tmp_path, flagged_words={"enabled": True, "lists": {"en": str(tmp_path / "none.txt")}})
     with pytest.raises(ConfigError, match=r"quality\.flagged_words\.lists\.en.*word list not found"):
         quality.check(StageContext(config, "check"))
-    config = _config(tmp_path, url_blocklist={"enabled": True, "lists": [{"path": str(tmp_path / "nowhere")}]})
+    nowhere = [{"path": str(tmp_path / "nowhere")}]
+    config = _config(tmp_path, url_blocklist={"enabled": True, "lists": nowhere})
     with pytest.raises(ConfigError, match=r"quality\.url_blocklist\.lists\.0.*no blocklist files"):
         quality.check(StageContext(config, "check"))
     config = _config(tmp_path, decontamination={"enabled": True, "benchmarks": [
@@ -148,6 +151,7 @@ def test_train_toxicity_then_score_drops_toxic_threads(spark, tmp_path):
     store = _store_docs(spark, config, [_row("good", GOOD)] + [_row(f"toxic{i}", page.text)
                                                                for i, page in enumerate(toxic)])
     quality.run(stage_context(config, "q1", spark))
-    scores = {row.doc_id: (row.drop_reason, row.toxicity_score) for row in store.read("quality_scores").collect()}
+    scores = {row.doc_id: (row.drop_reason, row.toxicity_score)
+              for row in store.read("quality_scores").collect()}
     assert scores["good"][0] is None and scores["good"][1] < 0.5
     assert all(scores[f"toxic{i}"][0] == "toxicity_high" for i in range(3)), scores

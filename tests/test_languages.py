@@ -20,15 +20,18 @@ from udfs.languages import (
 )
 from udfs.quality import LanguageRules, QualityRules, quality_features, rule_names
 
-GERMAN = ("Die Stadt liegt an einem großen Fluss und ist seit dem Mittelalter ein wichtiger Ort für den Handel. "
-          "Viele Menschen kommen jedes Jahr in die Altstadt, weil sie die alten Häuser und Kirchen sehen wollen. "
+GERMAN = ("Die Stadt liegt an einem großen Fluss und ist seit dem Mittelalter ein wichtiger Ort für den "
+          "Handel. Viele Menschen kommen jedes Jahr in die Altstadt, weil sie die alten Häuser und Kirchen "
+          "sehen wollen. "
           "Der Bürgermeister hat angekündigt, dass die Brücke im nächsten Sommer erneuert werden soll.\n\n"
           "Im Winter ist es hier oft kalt, aber die Märkte auf dem Platz ziehen trotzdem viele Besucher an. "
           "Seit einigen Jahren gibt es auch ein neues Museum, das die Geschichte der Region erzählt. "
           "Die Schulen der Gemeinde arbeiten eng mit den Vereinen zusammen, um den Kindern mehr zu bieten.")
-CHINESE = ("这座城市位于一条大河的岸边，自古以来就是重要的贸易中心。每年都有很多人来到老城区参观古老的房屋和寺庙。"
+CHINESE = ("这座城市位于一条大河的岸边，自古以来就是重要的贸易中心。"
+           "每年都有很多人来到老城区参观古老的房屋和寺庙。"
            "市长宣布，明年夏天将对这座桥进行翻修，工程预计需要六个月的时间。\n\n"
-           "冬天这里常常很冷，但是广场上的集市仍然吸引了许多游客。近几年还建了一座新的博物馆，介绍了这个地区的历史。"
+           "冬天这里常常很冷，但是广场上的集市仍然吸引了许多游客。"
+           "近几年还建了一座新的博物馆，介绍了这个地区的历史。"
            "当地的学校和社团密切合作，为孩子们提供更多的课外活动。我们希望这些项目能够改善居民的生活。")
 
 
