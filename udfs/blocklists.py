@@ -27,14 +27,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from publicsuffixlist import PublicSuffixList
 
-from udfs.text import url_hosts
+from udfs.languages import CHARACTER_LANGUAGES
+from udfs.text import public_suffixes, url_hosts
 
 REASON_PREFIX = "url_blocked:"
 BANNED_SUBSTRING_CATEGORY = "banned_substring"
@@ -115,7 +115,7 @@ class FlaggedWordRules:
 
     max_fraction: float = 0.01  # drop when the fraction of words on the document language's list exceeds this
     # languages written without spaces between words: list entries are counted as substrings
-    character_languages: tuple[str, ...] = ("zh", "ja", "th")
+    character_languages: tuple[str, ...] = CHARACTER_LANGUAGES
 
 
 def parse_list(text: str) -> list[str]:
@@ -178,18 +178,12 @@ def blocklist_from_categories(categories: Mapping[str, tuple[Sequence[str], Sequ
     return UrlBlocklist(domains=domains, urls=urls, banned_substrings=substrings)
 
 
-@lru_cache(maxsize=1)
-def _suffix_list() -> PublicSuffixList:
-    """The bundled public suffix list (about 60 ms to load, so once per process)."""
-    return PublicSuffixList()
-
-
 def _domain_category(host: str, domains: Mapping[str, str]) -> str | None:
     """Category of the most specific listed domain that ``host`` is, or is under, stopping at its registered
     domain (so a listed public suffix blocks only itself)."""
     if host.startswith("[") or _IPV4_PATTERN.match(host):
         return domains.get(host)
-    registered = _suffix_list().privatesuffix(host)
+    registered = public_suffixes().privatesuffix(host)
     if registered is None:  # the host is itself a public suffix
         return domains.get(host)
     labels = host.split(".")

@@ -40,7 +40,6 @@ accepted span is dropped, so nothing is counted twice.
 from __future__ import annotations
 
 import bisect
-import functools
 import ipaddress
 import re
 from collections.abc import Callable, Collection, Iterator
@@ -49,7 +48,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from publicsuffixlist import PublicSuffixList
+
+from udfs.text import public_suffixes
 
 PII_TYPES = ("email", "ip_address", "phone", "credit_card", "us_ssn")
 DENSITY_REASON = "pii_density"
@@ -212,12 +212,6 @@ _DIGIT_GROUPS = re.compile(r"[0-9]+")
 _SEPARATORS = re.compile(r"[ \-]")
 
 
-@functools.lru_cache(maxsize=1)
-def _suffix_list() -> PublicSuffixList:
-    """The public suffix list bundled with publicsuffixlist (ICANN section), parsed once per process."""
-    return PublicSuffixList(only_icann=True)
-
-
 def luhn_valid(digits: str) -> bool:
     """Luhn mod-10 check of a digit string (every payment card number passes it)."""
     total = 0
@@ -278,7 +272,7 @@ def _emails(text: str, rules: PiiRules, formats: PiiFormats) -> Iterator[tuple[i
         if len(domain) > formats.email_max_domain_chars or _RETINA_LABEL.fullmatch(domain.split(".", 1)[0]):
             continue
         if (domain.rsplit(".", 1)[1] not in _DOCUMENTATION_TLDS
-                and _suffix_list().privatesuffix(domain, accept_unknown=False) is None):
+                and public_suffixes(icann_only=True).privatesuffix(domain, accept_unknown=False) is None):
             continue  # unknown top-level domain ("png", "local") or a bare public suffix ("co.uk")
         yield match.span()
 
