@@ -3,11 +3,13 @@ against the generator's ground truth."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -22,12 +24,24 @@ SIMILARITY_BUCKETS = [(0.0, 0.7), (0.7, 0.75), (0.75, 0.8), (0.8, 0.85), (0.85, 
                       (0.95, 1.01)]
 
 
+def _same_spec(summary: Path, spec: DemoSpec) -> bool:
+    """Was the corpus on disk generated with this spec (and this generator's fields)?"""
+    if not summary.exists():
+        return False
+    recorded = json.loads(summary.read_text()).get("spec", {})
+    wanted = json.loads(json.dumps(asdict(spec)))
+    return {k: v for k, v in recorded.items() if k != "workers"} == {k: v for k, v in wanted.items()
+                                                                      if k != "workers"}
+
+
 def demo_corpus(folder: Path, docs: int, seed: int) -> Path:
-    """Generate (once) a demo corpus for this size and seed; returns its folder."""
+    """Generate (once per generator version) a demo corpus for this size and seed; returns its folder."""
     target = folder / f"demo-{docs}-{seed}"
-    if not (target / "truth" / "summary.json").exists():
+    spec = DemoSpec(docs=docs, seed=seed, workers=os.cpu_count() or 1)
+    if not _same_spec(target / "truth" / "summary.json", spec):
         started = time.perf_counter()
-        write_demo_corpus(str(target), DemoSpec(docs=docs, seed=seed, workers=os.cpu_count() or 1))
+        shutil.rmtree(target, ignore_errors=True)
+        write_demo_corpus(str(target), spec)
         print(f"generated {docs:,} demo documents in {time.perf_counter() - started:.1f} s -> {target}")
     return target
 
