@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 MIN_EXAMPLES_PER_LABEL = 10
+CRAWL_LABEL = "__crawl__"  # crawl negatives while they are sampled apart from the labelled ones
 
 
 def _source_key(source: TrainingSource) -> str:
@@ -254,21 +255,33 @@ def run_quality(ctx: StageContext) -> StageResult:
 # -------------------------------------------------------------------------------------------- topic
 
 
-def check_topic(ctx: StageContext) -> None:
+def _check_labelled(ctx: StageContext, kind: Literal["topic", "toxicity"]) -> None:
+    """Labelled training documents are configured and their files exist."""
     config = ctx.config
-    documents = config.train.topic.documents
+    documents = getattr(config.train, kind).documents
     if documents is None or not documents.label_field:
-        raise ConfigError("train_topic needs train.topic.documents with a label_field",
-                          key="train.topic.documents", source=config.source)
-    _check_files(documents, "train.topic.documents", config)
+        raise ConfigError(f"train_{kind} needs train.{kind}.documents with a label_field",
+                          key=f"train.{kind}.documents", source=config.source)
+    _check_files(documents, f"train.{kind}.documents", config)
+
+
+def _labelled(ctx: StageContext, kind: Literal["topic", "toxicity"]) -> DataFrame:
+    """(key, text, label) rows of the labelled training documents."""
+    source = getattr(ctx.config.train, kind).documents
+    assert source is not None and source.label_field
+    return read_source(ctx.spark, ctx.store, source, config_key=f"train.{kind}.documents",
+                       config_source=ctx.config.source, label_field=source.label_field)
+
+
+def check_topic(ctx: StageContext) -> None:
+    _check_labelled(ctx, "topic")
 
 
 def run_topic(ctx: StageContext) -> StageResult:
-    config, spark, store, run_id = ctx.config, ctx.spark, ctx.store, ctx.run_id
+    config, run_id = ctx.config, ctx.run_id
     settings = config.train.topic
-    assert settings.documents is not None and settings.documents.label_field
-    documents = read_source(spark, store, settings.documents, config_key="train.topic.documents",
-                            config_source=config.source, label_field=settings.documents.label_field)
+    assert settings.documents is not None
+    documents = _labelled(ctx, "topic")
     available = {row["label"]: int(row["count"]) for row in documents.groupBy("label").count().collect()}
     if len(available) < 2:
         raise ConfigError(f"a topic classifier needs at least two labels, found {sorted(available)}",
@@ -293,25 +306,21 @@ def run_topic(ctx: StageContext) -> StageResult:
 
 
 def check_toxicity(ctx: StageContext) -> None:
-    config = ctx.config
-    documents = config.train.toxicity.documents
-    if documents is None or not documents.label_field:
-        raise ConfigError("train_toxicity needs train.toxicity.documents with a label_field",
-                          key="train.toxicity.documents", source=config.source)
-    _check_files(documents, "train.toxicity.documents", config)
+    _check_labelled(ctx, "toxicity")
 
 
 def run_toxicity(ctx: StageContext) -> StageResult:
+    """Balanced toxic vs clean labelled documents; with ``negatives_table``, as many documents again from
+    the crawl join the negatives, so pages unlike the labelled comments are not scored toxic for being
+    unfamiliar (the crawl is overwhelmingly clean; its few toxic pages are label noise, as in DCLM)."""
     from pyspark.sql import functions as F
 
-    config, spark, store, run_id = ctx.config, ctx.spark, ctx.store, ctx.run_id
+    config, store, run_id = ctx.config, ctx.store, ctx.run_id
     settings = config.train.toxicity
-    assert settings.documents is not None and settings.documents.label_field
-    documents = read_source(spark, store, settings.documents, config_key="train.toxicity.documents",
-                            config_source=config.source, label_field=settings.documents.label_field)
-    binary = documents.withColumn("label", F.when(F.col("label") == settings.positive_label,
-                                                  F.lit(settings.positive_label))
-                                  .otherwise(F.lit(settings.negative_label)))
+    assert settings.documents is not None
+    binary = _labelled(ctx, "toxicity").withColumn(
+        "label", F.when(F.col("label") == settings.positive_label, F.lit(settings.positive_label))
+        .otherwise(F.lit(settings.negative_label)))
     available = {row["label"]: int(row["count"]) for row in binary.groupBy("label").count().collect()}
     if settings.positive_label not in available:
         raise ConfigError(f"no documents labelled {settings.positive_label!r} in the toxicity training data",
@@ -319,20 +328,32 @@ def run_toxicity(ctx: StageContext) -> StageResult:
     per_class = min(settings.max_per_class, *available.values())
     _too_few({label: min(count, per_class) for label, count in available.items()}, "train.toxicity",
              config.source)
-    sample = _collect(sample_per_label(binary, per_class, settings.seed, settings.holdout_fraction),
-                      settings.seed)
+    sample = sample_per_label(binary, per_class, settings.seed, settings.holdout_fraction)
+    sources: dict[str, Any] = {"documents": settings.documents.model_dump()}
+    if settings.negatives_table:
+        if not store.exists(settings.negatives_table):
+            raise ConfigError(f"negatives table '{settings.negatives_table}' does not exist; run ingest "
+                              "first", key="train.toxicity.negatives_table", source=config.source)
+        crawl = (store.read(settings.negatives_table).select(F.col("doc_id").alias("key"), "text")
+                 .withColumn("label", F.lit(CRAWL_LABEL)))
+        available[CRAWL_LABEL] = crawl.count()
+        crawl_sample = sample_per_label(crawl, per_class, settings.seed, settings.holdout_fraction)
+        sample = sample.unionByName(crawl_sample.withColumn("label", F.lit(settings.negative_label)))
+        sources["negatives"] = {"table": settings.negatives_table,
+                                "version": store.version(settings.negatives_table)}
+    collected = _collect(sample, settings.seed)
 
     def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
         scores = fasttext_models.label_probability(model, texts, settings.positive_label)
         return binary_metrics(scores, np.asarray(labels, dtype=object) == settings.positive_label)
 
-    card = _train_and_save(sample, settings, "toxicity", evaluate, config, run_id, {
+    card = _train_and_save(collected, settings, "toxicity", evaluate, config, run_id, {
         "labels": [settings.positive_label, settings.negative_label],
         "positive_label": settings.positive_label,
         "data": {"available": available, "per_class": per_class},
-        "sources": {"documents": settings.documents.model_dump()},
+        "sources": sources,
     })
-    return _result("train_toxicity", sample.num_rows, config.training_output("toxicity"), card)
+    return _result("train_toxicity", collected.num_rows, config.training_output("toxicity"), card)
 
 
 def _result(stage: str, examples: int, target: str, card: ModelCard) -> StageResult:
@@ -344,4 +365,5 @@ def _result(stage: str, examples: int, target: str, card: ModelCard) -> StageRes
 QUALITY = Stage("train_quality", check_quality, run_quality,
                 reads=lambda config: [config.train.quality.negatives_table])
 TOPIC = Stage("train_topic", check_topic, run_topic)
-TOXICITY = Stage("train_toxicity", check_toxicity, run_toxicity)
+TOXICITY = Stage("train_toxicity", check_toxicity, run_toxicity,
+                 reads=lambda config: [name for name in [config.train.toxicity.negatives_table] if name])

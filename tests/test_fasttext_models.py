@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from jobs.core import storage
@@ -49,3 +51,19 @@ def test_s3_model_is_downloaded_once_and_checksummed(s3_server, s3_bucket, tmp_p
     assert resolve_model(uri, s3_server, cache_dir=str(tmp_path)) == local
     with pytest.raises(ftm.ModelError, match="expected"):
         resolve_model(uri, s3_server, cache_dir=str(tmp_path), expected_sha256="0" * 64)
+
+
+def test_a_model_retrained_in_place_is_read_again(tmp_path):
+    """A worker that scored with a model must not keep serving it after the file was replaced."""
+    from udfs.classifier import FastTextParams, fit
+
+    first, _ = fit([f"__label__a alpha word{i}" for i in range(20)]
+                   + [f"__label__b beta word{i}" for i in range(20)], FastTextParams())
+    path = str(tmp_path / "model.bin")
+    first.save_model(path)
+    assert set(ftm.load_model(path).get_labels()) == {"__label__a", "__label__b"}
+    second, _ = fit([f"__label__c gamma word{i}" for i in range(20)]
+                    + [f"__label__d delta word{i}" for i in range(20)], FastTextParams())
+    second.save_model(path + ".new")
+    os.replace(path + ".new", path)
+    assert set(ftm.load_model(path).get_labels()) == {"__label__c", "__label__d"}

@@ -124,3 +124,26 @@ def test_config_refuses_unknown_thresholds_and_rules(tmp_path):
         make_config(tmp_path, quality={"languages": {"de": {"skip_rules": ["no_such_rule"]}}})
     config = make_config(tmp_path, quality={"languages": {"zh": {"thresholds": {"min_doc_words": 100}}}})
     assert config.quality.languages["zh"].thresholds == {"min_doc_words": 100}
+
+
+def test_demo_pages_in_seven_languages_pass_at_english_rates_and_low_quality_ones_do_not():
+    from jobs.core import models
+    from udfs.demo_corpus import DemoSpec, original_page
+
+    kept_languages = ("en", "de", "fr", "es", "ru", "zh", "ja")
+    pages = [original_page(DemoSpec(seed=21, foreign_rate=0.85, low_quality_rate=0.3), index)
+             for index in range(1400)]
+    batch = pa.RecordBatch.from_pydict({"doc_id": [page.id for page in pages],
+                                        "text": [page.text for page in pages]})
+    rules = QualityRules(language=LanguageRules(keep=kept_languages))
+    reasons = quality_features(batch, rules, models.load("lid.176.ftz")).column("drop_reason").to_pylist()
+    passed: dict[tuple[str, bool], list[bool]] = {}
+    for page, reason in zip(pages, reasons, strict=True):
+        if page.domain != "ads":
+            passed.setdefault((page.lang, page.quality == "good"), []).append(reason is None)
+    rate = {key: sum(values) / len(values) for key, values in passed.items()}
+    english = rate[("en", True)]
+    for lang in kept_languages:
+        assert len(passed[(lang, True)]) >= 60 and len(passed[(lang, False)]) >= 15, (lang, len(passed))
+        assert rate[(lang, True)] >= min(0.9, english - 0.05), (lang, rate[(lang, True)], english)
+        assert rate[(lang, False)] <= 0.05, (lang, rate[(lang, False)])

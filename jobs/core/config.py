@@ -549,6 +549,9 @@ class ToxicityTrainingSettings(_ClassifierTraining):
     """Labelled documents (``label_field``): ``positive_label`` against every other label, balanced."""
 
     documents: TrainingSource | None = None
+    # Also negatives: as many documents again sampled from this table (e.g. bronze), so the classifier sees
+    # the crawl's own clean pages, not only labelled comments (null: labelled documents only).
+    negatives_table: str | None = None
     positive_label: str = "toxic"
     negative_label: str = "clean"  # every other label is read as this one
     max_per_class: int = Field(default=20_000, gt=0)
