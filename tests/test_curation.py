@@ -155,8 +155,8 @@ def test_toxicity_classifier_needs_crawl_negatives_and_then_drops_toxic_threads(
         store = _store_docs(spark, config, [_row(page.id, page.text) for page in pages])
         # The crawl sample the negatives come from (at the demo's 1% the few toxic pages in it are noise;
         # at this test's 10% they would be a tenth of the negatives, so they are left out).
-        clean_sample = spark.createDataFrame([_row(page.id, page.text) for page in pages if page.id not in toxic],
-                                             BRONZE_SCHEMA)
+        clean = [_row(page.id, page.text) for page in pages if page.id not in toxic]
+        clean_sample = spark.createDataFrame(clean, BRONZE_SCHEMA)
         store.write(clean_sample, "bronze", mode="overwrite", run_id="b")
         trained = train.run_toxicity(stage_context(config, "t1", spark))
         assert trained.details["metrics"]["holdout"]["roc_auc"] >= 0.8
