@@ -198,6 +198,21 @@ def _train_and_save(sample: pa.Table,
     }, config.training_output(kind), config.output.storage_options)
 
 
+def _train_binary(sample: pa.Table, settings: QualityTrainingSettings | ToxicityTrainingSettings,
+                  kind: Literal["quality", "toxicity"], ctx: StageContext, data: dict[str, Any],
+                  sources: dict[str, Any]) -> ModelCard:
+    """A positive-vs-negative classifier, evaluated by the held-out probability of the positive label."""
+    positive = settings.positive_label
+
+    def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
+        scores = fasttext_models.label_probability(model, texts, positive)
+        return binary_metrics(scores, np.asarray(labels, dtype=object) == positive)
+
+    return _train_and_save(sample, settings, kind, evaluate, ctx.config, ctx.run_id, {
+        "labels": [positive, settings.negative_label], "positive_label": positive, "data": data,
+        "sources": sources})
+
+
 # ------------------------------------------------------------------------------------------ quality
 
 
@@ -220,7 +235,7 @@ def check_quality(ctx: StageContext) -> None:
 def run_quality(ctx: StageContext) -> StageResult:
     from pyspark.sql import functions as F
 
-    config, spark, store, run_id = ctx.config, ctx.spark, ctx.store, ctx.run_id
+    config, spark, store = ctx.config, ctx.spark, ctx.store
     settings = config.train.quality
     assert settings.positives is not None
     if not store.exists(settings.negatives_table):
@@ -237,18 +252,9 @@ def run_quality(ctx: StageContext) -> StageResult:
     sample = _collect(sample_per_label(positives.unionByName(negatives), per_class, settings.seed,
                                        settings.holdout_fraction), settings.seed)
 
-    def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
-        scores = fasttext_models.label_probability(model, texts, settings.positive_label)
-        return binary_metrics(scores, np.asarray(labels, dtype=object) == settings.positive_label)
-
-    card = _train_and_save(sample, settings, "quality", evaluate, config, run_id, {
-        "labels": [settings.positive_label, settings.negative_label],
-        "positive_label": settings.positive_label,
-        "data": {"available": available, "per_class": per_class},
-        "sources": {"positives": settings.positives.model_dump(),
-                    "negatives": {"table": settings.negatives_table,
-                                  "version": store.version(settings.negatives_table)}},
-    })
+    card = _train_binary(sample, settings, "quality", ctx, {"available": available, "per_class": per_class}, {
+        "positives": settings.positives.model_dump(),
+        "negatives": {"table": settings.negatives_table, "version": store.version(settings.negatives_table)}})
     return _result("train_quality", sample.num_rows, config.training_output("quality"), card)
 
 
@@ -315,7 +321,7 @@ def run_toxicity(ctx: StageContext) -> StageResult:
     unfamiliar (the crawl is overwhelmingly clean; its few toxic pages are label noise, as in DCLM)."""
     from pyspark.sql import functions as F
 
-    config, store, run_id = ctx.config, ctx.store, ctx.run_id
+    config, store = ctx.config, ctx.store
     settings = config.train.toxicity
     assert settings.documents is not None
     binary = _labelled(ctx, "toxicity").withColumn(
@@ -343,16 +349,8 @@ def run_toxicity(ctx: StageContext) -> StageResult:
                                 "version": store.version(settings.negatives_table)}
     collected = _collect(sample, settings.seed)
 
-    def evaluate(model: Any, texts: list[str], labels: list[str]) -> dict[str, Any]:
-        scores = fasttext_models.label_probability(model, texts, settings.positive_label)
-        return binary_metrics(scores, np.asarray(labels, dtype=object) == settings.positive_label)
-
-    card = _train_and_save(collected, settings, "toxicity", evaluate, config, run_id, {
-        "labels": [settings.positive_label, settings.negative_label],
-        "positive_label": settings.positive_label,
-        "data": {"available": available, "per_class": per_class},
-        "sources": sources,
-    })
+    data = {"available": available, "per_class": per_class}
+    card = _train_binary(collected, settings, "toxicity", ctx, data, sources)
     return _result("train_toxicity", collected.num_rows, config.training_output("toxicity"), card)
 
 
