@@ -22,30 +22,40 @@ def test_temperature_weights_by_hand():
 
 
 def test_unimax_smallest_first_with_epoch_cap():
-    # budget 600, cap 2 epochs: a gets min(600/3, 20) = 20; b min(580/2, 200) = 200; c min(380, 2000) = 380
-    weights = mix.unimax_weights({"a": 10, "b": 100, "c": 1000}, budget=600, max_epochs=2)
+    # budget 600, capacity 2 epochs each: a gets min(600/3, 20) = 20; b min(580/2, 200) = 200; c 380
+    weights = mix.unimax_weights({"a": 20, "b": 200, "c": 2000}, budget=600)
     assert weights == pytest.approx({"a": 20 / 600, "b": 200 / 600, "c": 380 / 600})
-    # a large cap gives the uniform split
-    uniform = mix.unimax_weights({"a": 10, "b": 100}, budget=20, max_epochs=10)
-    assert uniform == pytest.approx({"a": 0.5, "b": 0.5})
+    # a large capacity gives the uniform split; a domain with no room left gets nothing
+    assert mix.unimax_weights({"a": 100, "b": 1000}, budget=20) == pytest.approx({"a": 0.5, "b": 0.5})
+    assert mix.unimax_weights({"a": 0, "b": 1000}, budget=20) == pytest.approx({"a": 0.0, "b": 1.0})
 
 
-def test_plan_splits_into_whole_copies_and_a_remainder_and_flags_caps():
+CAPS = {"a": 2.0, "b": 2.0, "c": 2.0}
+
+
+def test_plan_takes_its_stretch_of_each_domain_stream_and_flags_caps():
     available = {"a": (10, 100), "b": (5, 50), "c": (3, 30)}
     plans = {plan.domain: plan for plan in
-             mix.plan_phase("main", available, {"a": 1, "b": 1}, budget=300, max_epochs=2)}
+             mix.plan_phase("main", available, {"a": 1, "b": 1}, budget=300, max_epochs=CAPS)}
     a, b, c = plans["a"], plans["b"], plans["c"]
-    assert (a.target_tokens, a.planned_tokens, a.full_copies, a.remainder_tokens) == (150, 150, 1, 50)
-    assert a.feasible and not a.cap_bound and a.factor == 1.5
+    assert (a.target_tokens, a.planned_tokens, a.stream_start, a.stream_end) == (150, 150, 0, 150)
+    assert a.feasible and not a.cap_bound and a.factor == 1.5 and a.cap_tokens == 200
     # b asks for 150 tokens but 2 epochs of 50 is 100: capped, flagged, not renormalised onto a
-    assert (b.planned_tokens, b.full_copies, b.remainder_tokens) == (100, 2, 0)
-    assert not b.feasible and b.cap_bound
-    assert (c.target_weight, c.planned_tokens, c.full_copies, c.cap_bound) == (0.0, 0.0, 0, False)
+    assert (b.planned_tokens, b.feasible, b.cap_bound) == (100, False, True)
+    assert (c.target_weight, c.planned_tokens, c.cap_bound) == (0.0, 0.0, False)
 
 
-def test_downsampling_plan_has_no_whole_copies():
-    plan = mix.plan_phase("p", {"a": (4, 1000)}, {"a": 1.0}, budget=250, max_epochs=1)[0]
-    assert (plan.full_copies, plan.remainder_tokens, plan.factor) == (0, 250, 0.25)
+def test_a_later_phase_starts_where_the_earlier_ones_stopped_and_shares_their_cap():
+    available = {"a": (10, 100)}
+    caps = {"a": 1.0}
+    main = mix.plan_phase("main", available, {"a": 1.0}, budget=80, max_epochs=caps)[0]
+    anneal = mix.plan_phase("anneal", available, {"a": 1.0}, budget=20, max_epochs=caps,
+                            taken={"a": main.planned_tokens})[0]
+    assert (anneal.stream_start, anneal.stream_end, anneal.feasible) == (80, 100, True)
+    # one token more than the cap leaves over the whole schedule is infeasible, however the phases split
+    greedy = mix.plan_phase("anneal", available, {"a": 1.0}, budget=21, max_epochs=caps, taken={"a": 80})[0]
+    assert (greedy.planned_tokens, greedy.feasible, greedy.cap_bound) == (20, False, True)
+    assert mix.schedule_epochs([main, anneal]) == {"a": 1.0}
 
 
 def test_weights_must_be_usable():
@@ -92,14 +102,74 @@ def test_decompose_with_and_without_a_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
 
     table = pa.table({"doc_id": ["a", "b"], "n_tokens": [5, 3], "text": ["x " * 11, "y y y"]})
-    by_chars = mix.decompose(table, 1, 3, chars_per_token=2.0)  # 22 chars = 11 tokens -> 8 + 2 (+1 dropped)
+    by_chars, tails = mix.decompose(table, 1, 3, chars_per_token=2.0)  # 22 chars = 11 tokens -> 8 + 2 (+1)
+    assert tails.tolist() == [1, 0]  # 5 chars = 2 tokens -> 2; the 1-token tail of "a" is reported
     assert by_chars.column("doc_id").to_pylist() == ["a", "a", "b"]
     assert by_chars.column("bucket").to_pylist() == [8, 2, 2]
     assert by_chars.column("text").to_pylist()[1] == "x x "
     vocabulary = {"[UNK]": 0, "x": 1, "y": 2}
     tokenizer = Tokenizer(models.WordLevel(vocabulary, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    exact = mix.decompose(table, 0, 3, tokenizer=tokenizer)  # 11 = 8 + 2 + 1; 3 = 2 + 1
+    exact, tails = mix.decompose(table, 0, 3, tokenizer=tokenizer)  # 11 = 8 + 2 + 1; 3 = 2 + 1
+    assert tails.tolist() == [0, 0]
     assert exact.column("bucket").to_pylist() == [8, 2, 1, 2, 1]
     assert exact.column("input_ids").to_pylist()[3] == [2, 2]
     assert exact.column("chunk_index").to_pylist() == [0, 1, 2, 0, 1]
+
+
+def byte_level_tokenizer(vocab_size: int = 400):
+    """A small byte-level BPE (lossless: decode(encode(text)) == text) trained here, with an EOS token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(["the cat sat on the mat", "URL: en.wiki.example", "Grüße 日本語"] * 20,
+                                  trainer)
+    return tokenizer
+
+
+def test_tokenized_documents_round_trip_with_prefix_and_eos():
+    import pyarrow as pa
+
+    tokenizer = byte_level_tokenizer()
+    eos_token, eos_id = mix.resolve_eos(tokenizer)
+    assert eos_token == "<|endoftext|>"
+    texts = pa.array(["the cat sat", "Grüße aus 日本語 ✓", "", None])
+    prefixes = pa.array(["URL: en.wiki.example\n\n", None, "URL: x\n\n", None])
+    shard = mix.tokenize_documents(texts, prefixes, tokenizer, eos_id, mix.token_dtype(400))
+    assert shard.tokens.dtype == np.dtype("<u2") and shard.offsets[0] == 0
+    assert shard.offsets[-1] == len(shard.tokens) and len(shard.offsets) == 5
+    for row, (text, prefix) in enumerate(zip(texts.to_pylist(), prefixes.to_pylist(), strict=True)):
+        ids = shard.tokens[shard.offsets[row]:shard.offsets[row + 1]].tolist()
+        cut = int(shard.prefix_tokens[row])
+        assert ids[-1] == eos_id and eos_id not in ids[:-1]
+        assert tokenizer.decode(ids[:cut]) == (prefix or "")
+        assert tokenizer.decode(ids[cut:-1]) == (text or "")
+
+
+def test_eos_and_token_width():
+    tokenizer = byte_level_tokenizer()
+    with pytest.raises(ValueError, match="no end-of-document token '</s>'"):
+        mix.resolve_eos(tokenizer, "</s>")
+    assert mix.token_dtype(65_536) == np.dtype("<u2") and mix.token_dtype(65_537) == np.dtype("<u4")
+
+
+def test_meco_rows_and_prefixes():
+    import pyarrow as pa
+
+    # rows of 10 tokens from token 25 of the export on; the first 40 tokens are conditioned: the rows
+    # starting at 25 and 35 are, the one at 45 is not
+    assert mix.conditioned_rows(np.array([10, 10, 10]), 25, 40).tolist() == [True, True, False]
+    hosts = pa.array(["en.wiki.example", None, "", "b.example"])
+    urls = pa.array(["https://en.wiki.example/a", "https://x/", "https://y/", "https://b.example/p"])
+    mask = np.array([True, True, True, False])
+    assert mix.meta_prefixes(hosts, urls, "URL: {host}\n\n", mask).to_pylist() == [
+        "URL: en.wiki.example\n\n", None, None, None]  # no host, empty host, not conditioned
+    assert mix.meta_prefixes(hosts, urls, "{url} | ", mask).to_pylist()[:2] == [
+        "https://en.wiki.example/a | ", "https://x/ | "]
+    for bad in ("URL: {domain}", "no field"):
+        with pytest.raises(ValueError, match="template must name"):
+            mix.check_meta_template(bad)

@@ -37,6 +37,7 @@ from udfs.decontamination import DecontaminationRules
 from udfs.fasttext_models import DEFAULT_LID_MODEL
 from udfs.heuristics import C4Settings, FineWebThresholds, GopherQualityThresholds, GopherRepetitionThresholds
 from udfs.minhash import MinHashSpec
+from udfs.mix import check_meta_template
 from udfs.normalize import TextNormalization
 from udfs.pii import PiiRules
 from udfs.quality import LanguageRules, rule_names
@@ -606,19 +607,49 @@ class WeightSettings(_Strict):
 
 
 class PhaseSettings(_Strict):
-    name: str = Field(default="main", min_length=1)
+    """Phases run in the order listed: the export keeps that order (``phase=<name>/`` folders, shard numbers
+    rising through the schedule)."""
+
+    name: str = Field(default="main", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     fraction: float = Field(default=1.0, gt=0, le=1)  # share of mix.total_tokens
     weights: WeightSettings = Field(default_factory=WeightSettings)
 
 
+class MecoSettings(_Strict):
+    """Metadata conditioning then cooldown (MeCo, Gao et al. 2025): the first ``conditioned_share`` of the
+    export's document tokens, in trainer order, start with a metadata line; the rest, and every row of a
+    ``cooldown_phases`` phase, are plain text."""
+
+    enabled: bool = False
+    template: str = "URL: {host}\n\n"  # {host} (the URL's host, the paper's choice) or {url} (the full URL)
+    conditioned_share: float = Field(default=0.9, ge=0, le=1)  # of all document tokens, from the start
+    cooldown_phases: list[str] = Field(default_factory=list)  # phases never conditioned, e.g. [anneal]
+
+    @field_validator("template")
+    @classmethod
+    def _known_fields(cls, template: str) -> str:
+        check_meta_template(template)
+        return template
+
+
+class TokenizedExportSettings(_Strict):
+    """Whole documents as token ids (``mix.tokens.tokenizer``), EOS after each: per shard a flat
+    ``.tokens.npy`` (uint16, or uint32 past 65,536 ids) and ``.offsets.npy`` (int64, rows + 1)."""
+
+    enabled: bool = False
+    eos_token: str | None = None  # null: the first of <|endoftext|>, </s>, <|end_of_text|>, <eos>, [EOS]
+
+
 class ExportSettings(_Strict):
-    """Training-ready shards: a seeded global shuffle, ``shard_docs`` rows per shard (about)."""
+    """Training-ready shards, phase by phase in schedule order (``phase=<name>/shard-NNNNN``), shuffled
+    within a phase by the seeded hash, ``shard_docs`` rows per shard (about); ``index.json`` lists them."""
 
     enabled: bool = False
     path: str | None = None  # null: <output.root>/export/<run_id>
     format: Literal["parquet", "jsonl"] = "parquet"
     shard_docs: int = Field(default=10_000, gt=0)
-    metadata_conditioning: bool = False  # prepend the URL line to each text
+    meco: MecoSettings = Field(default_factory=MecoSettings)
+    tokenized: TokenizedExportSettings = Field(default_factory=TokenizedExportSettings)
     # Dataset decomposition: cut each document into chunks of 2^k tokens, one folder per length.
     decompose: bool = False
     min_chunk_log2: int = Field(default=6, ge=0, le=20)
@@ -637,7 +668,10 @@ class MixSettings(_Strict):
     domains: DomainSettings = Field(default_factory=DomainSettings)
     tokens: TokenSettings = Field(default_factory=TokenSettings)
     total_tokens: float | None = Field(default=None, gt=0)  # null: the tokens available in the input
-    max_epochs: float = Field(default=4.0, gt=0)  # per domain and phase
+    # Copies of a document over the whole schedule (all phases): at most ceil(max_epochs), and a domain's
+    # tokens over all phases at most max_epochs times what it has.
+    max_epochs: float = Field(default=4.0, gt=0)
+    max_epochs_by_domain: dict[str, float] = Field(default_factory=dict)  # per-domain caps over max_epochs
     allow_infeasible: bool = False  # true: a target above the epoch cap is capped and flagged, not an error
     allow_unknown_domains: bool = False  # true: weights may name domains the input lacks (a warning)
     phases: list[PhaseSettings] = Field(default_factory=lambda: [PhaseSettings()], min_length=1)
@@ -651,7 +685,19 @@ class MixSettings(_Strict):
         total = sum(phase.fraction for phase in self.phases)
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"phase fractions must add up to 1 (they add up to {total:g})")
+        unknown = sorted(set(self.export.meco.cooldown_phases) - set(names))
+        if unknown:
+            raise ValueError(f"export.meco.cooldown_phases names no phase: {unknown} (phases: {names})")
+        bad = {domain: cap for domain, cap in self.max_epochs_by_domain.items() if not cap > 0}
+        if bad:
+            raise ValueError(f"max_epochs_by_domain must be > 0: {bad}")
+        if self.export.tokenized.enabled and not self.tokens.tokenizer:
+            raise ValueError("export.tokenized needs mix.tokens.tokenizer (a tokenizers JSON)")
         return self
+
+    def epoch_caps(self, domains: Iterable[str]) -> dict[str, float]:
+        """The cap over the whole schedule of each domain."""
+        return {domain: self.max_epochs_by_domain.get(domain, self.max_epochs) for domain in domains}
 
 
 class MaintainSettings(_Strict):
