@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from jobs.core import audit
+from jobs.core import audit, models
 from jobs.core.components import connected_components
 from jobs.core.config import Config, ConfigError
-from jobs.core.pandas_udfs import jaccard_udf
+from jobs.core.pandas_udfs import jaccard_udf, score_udf
 from jobs.core.stage import Stage, StageContext, StageResult
 from udfs.minhash import (
     FEATURE_SCHEMA,
@@ -65,25 +65,26 @@ def verification_threshold(threshold: float, num_perm: int, margin_sigmas: float
 
 def check(ctx: StageContext) -> None:
     config = ctx.config
-    if config.dedup.keep == "highest_quality" and not config.dedup.quality_column:
-        raise ConfigError("keep=highest_quality needs dedup.quality_column", key="dedup.quality_column",
-                          source=config.source)
+    if config.dedup.keep == "highest_quality" and "train_quality" not in ctx.earlier:
+        models.check_classifier(config, "quality")  # bronze has no scores: dedup scores with this model
     lsh_params(config)
 
 
 def _priority(frame: DataFrame, config: Config) -> Column:
-    """Sortable keeper priority: (policy key, doc_id); the smallest wins."""
+    """Sortable keeper priority: (policy key, doc_id); the smallest wins. For ``highest_quality`` the key
+    is the input's ``dedup.quality_column`` when it has one, else the quality classifier's score, computed
+    here (one fastText pass over the documents to judge), so the standard order ingest -> dedup ->
+    quality keeps the best copy without a quality pass first."""
     from pyspark.sql import functions as F
 
     keep = config.dedup.keep
     if keep == "earliest_crawl":
         key = F.coalesce(F.col("crawl_time").cast("double"), F.lit(float("inf")))
     elif keep == "highest_quality":
-        if config.dedup.quality_column not in frame.columns:
-            raise ConfigError(
-                f"keep=highest_quality but the input has no column '{config.dedup.quality_column}' "
-                "(run the quality stage first)", key="dedup.keep", source=config.source)
-        key = F.coalesce(-F.col(config.dedup.quality_column).cast("double"), F.lit(float("inf")))
+        column = config.dedup.quality_column
+        score = (F.col(column) if column in frame.columns
+                 else score_udf(models.scoring_model(config, "quality"))(F.col("text")))
+        key = F.coalesce(-score.cast("double"), F.lit(float("inf")))
     else:
         key = F.lit(0.0)
     return F.struct(key.alias("key"), F.col("doc_id").alias("doc_id"))

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from jobs.core import audit, models, reference_data
-from jobs.core.config import ClassifierKind, Config, ConfigError
+from jobs.core.config import Config, ConfigError
 from jobs.core.errors import PolicyError
 from jobs.core.hashing import unit_uniform
-from jobs.core.models import ScoringModel, read_card
 from jobs.core.pandas_udfs import label_udf, score_udf
 from jobs.core.stage import Stage, StageContext, StageResult
 from udfs import fasttext_models
@@ -65,25 +64,6 @@ def language_model(config: Config) -> Any:
     return models.load(language.model, config.output.storage_options, language.model_sha256)
 
 
-def scoring_model(config: Config, kind: ClassifierKind) -> ScoringModel:
-    """The classifier as configured, with the normalisation and label its card recorded at training
-    (a model trained elsewhere has no card: the config's normalisation and positive label apply)."""
-    settings = config.classifier(kind)
-    uri = config.model_uri(kind)
-    options = dict(config.output.storage_options)
-    card = read_card(uri, options)
-    if card is not None:
-        if card.kind != kind:
-            raise fasttext_models.ModelError(f"{uri} is a {card.kind} classifier, not a {kind} classifier")
-        normalization = card.text_normalization
-        positive_label = card.positive_label
-    else:
-        normalization = settings.normalization.as_normalization()
-        positive_label = getattr(settings, "positive_label", None)
-    return ScoringModel(uri=uri, normalization=normalization, positive_label=positive_label,
-                        sha256=settings.model_sha256, storage_options=options)
-
-
 def check(ctx: StageContext) -> None:
     """A missing or unreadable model fails here, before any Spark work starts (a classifier trained by
     an earlier stage of the same run is checked when that stage has written it)."""
@@ -95,19 +75,14 @@ def check(ctx: StageContext) -> None:
                                          ("toxicity", quality.toxicity_classifier.enabled))
               if enabled and f"train_{kind}" not in earlier]
     for kind in wanted:
-        try:
-            if kind == "language":
-                language = quality.language
-                models.verify(language.model, config.output.storage_options, language.model_sha256)
-            else:
-                scoring = scoring_model(config, kind)
-                models.verify(scoring.uri, scoring.storage_options, scoring.sha256)
-        except (fasttext_models.ModelError, ValueError) as exc:
-            key = ("quality.language.model" if kind == "language" else
-                   f"quality.{'classifier' if kind == 'quality' else kind + '_classifier'}.model")
-            hint = ("" if kind == "language"
-                    else f" (train it with: curate train-{kind} --config {config.source})")
-            raise ConfigError(f"{exc}{hint}", key=key, source=config.source) from None
+        if kind == "language":
+            try:
+                models.verify(quality.language.model, config.output.storage_options,
+                              quality.language.model_sha256)
+            except (fasttext_models.ModelError, ValueError) as exc:
+                raise ConfigError(str(exc), key="quality.language.model", source=config.source) from None
+        else:
+            models.check_classifier(config, kind)
     quality_rules(config)  # the user's lists and word files are read (and refused) before Spark work
     reference_data.check_benchmarks(config)
 
@@ -130,11 +105,11 @@ def _with_classifiers(docs: DataFrame, config: Config) -> DataFrame:
 
     columns: list[Column] = [F.col("doc_id"), F.col("text")]
     if config.quality.classifier.enabled:
-        columns.append(score_udf(scoring_model(config, "quality"))("text").alias("quality_score"))
+        columns.append(score_udf(models.scoring_model(config, "quality"))("text").alias("quality_score"))
     if config.quality.topic_classifier.enabled:
-        columns.append(label_udf(scoring_model(config, "topic"))("text").alias("_topic"))
+        columns.append(label_udf(models.scoring_model(config, "topic"))("text").alias("_topic"))
     if config.quality.toxicity_classifier.enabled:
-        columns.append(score_udf(scoring_model(config, "toxicity"))("text").alias("toxicity_score"))
+        columns.append(score_udf(models.scoring_model(config, "toxicity"))("text").alias("toxicity_score"))
     if config.quality.classifier.group_by in ("source", "domain"):
         columns.append(F.col(config.quality.classifier.group_by))
     if config.quality.url_blocklist.enabled and "url" in docs.columns:

@@ -3,7 +3,9 @@ incremental runs against earlier output."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import random
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from pyspark.sql import functions as F
 
 from jobs import dedup
 from jobs.core.config import ConfigError
+from jobs.core.stage import StageContext
 from jobs.core.tables import open_store
 from jobs.ingest import BRONZE_COLUMNS
 from jobs.runner import stage_context
@@ -119,10 +122,74 @@ def test_keep_earliest_crawl(spark, tmp_path):
     assert set(removed) == {"a", "c"} and {keeper for keeper, _, _ in removed.values()} == {"b"}
 
 
-def test_highest_quality_needs_scores(spark, tmp_path):
+def test_highest_quality_without_a_model_is_a_config_error(spark, tmp_path):
     config, _ = _setup(spark, tmp_path, [_row("a", "some words here and there")], keep="highest_quality")
-    with pytest.raises(ConfigError, match="quality_score"):
-        dedup.run(stage_context(config, "d", spark))
+    with pytest.raises(ConfigError, match="curate train-quality"):
+        dedup.check(StageContext(config, "d"))
+    dedup.check(StageContext(config, "d", earlier=("train_quality",)))  # trained first in the same run
+
+
+GOOD_WORDS = ["river", "harbour", "treaty", "glacier", "archive", "lecture", "orchard", "theorem"]
+BAD_WORDS = ["clickhere", "winnow", "freecash", "hotdeal", "bestprice", "buynow", "promo", "lotto"]
+
+
+def _quality_model(path: Path) -> None:
+    """A fastText model that scores text by its share of GOOD_WORDS vs BAD_WORDS (no card: the config's
+    normalisation and positive label apply)."""
+    from udfs.classifier import FastTextParams, fit, training_lines
+
+    rng = random.Random(3)
+    texts, labels = [], []
+    for index in range(400):
+        words = GOOD_WORDS if index % 2 else BAD_WORDS
+        texts.append(" ".join(rng.choice(words) for _ in range(20)))
+        labels.append("hq" if index % 2 else "cc")
+    model, _ = fit(training_lines(texts, labels), FastTextParams(epoch=10, thread=1))
+    model.save_model(str(path))
+
+
+def test_highest_quality_keeps_the_best_scored_copy_in_a_plain_run(spark, tmp_path):
+    """ingest -> dedup -> quality with keep: highest_quality and no quality pass before dedup: dedup
+    scores the copies with the quality classifier and keeps the best one."""
+    import json
+
+    from jobs import runner
+    from jobs.core.models import load
+    from udfs.classifier import normalize_texts
+    from udfs.fasttext_models import label_probability
+
+    model_path = tmp_path / "quality.bin"
+    _quality_model(model_path)
+    rng = random.Random(11)
+    base = " ".join(_words(rng, 150))
+    copies = {name: f"{base} {' '.join(rng.choice(GOOD_WORDS if good else BAD_WORDS) for good in mix)}"
+              for name, mix in (("bad", [0] * 10), ("mid", [1] * 5 + [0] * 5), ("good", [1] * 10))}
+    (tmp_path / "in").mkdir()
+    with open(tmp_path / "in" / "docs.jsonl", "w") as handle:
+        for name in ("bad", "mid", "good"):  # the best copy is neither first nor earliest
+            record = {"id": name, "url": f"https://x.org/{name}", "text": copies[name]}
+            handle.write(json.dumps(record) + "\n")
+        for index in range(5):
+            handle.write(json.dumps({"id": f"u{index}", "url": f"https://y.org/{index}",
+                                     "text": " ".join(_words(rng, 120))}) + "\n")
+    config = make_config(tmp_path, dedup={"keep": "highest_quality"}, quality={"allow_empty_output": True,
+        "classifier": {"enabled": True, "model": str(model_path), "min_score": None},
+        "topic_classifier": {"enabled": False}, "toxicity_classifier": {"enabled": False}})
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner.run(config, ["ingest", "dedup", "quality"], spark=spark, run_id="hq")
+    store = open_store(spark, config.output.root, config.tables)
+    ids = {row.source_id: row.doc_id for row in store.read("bronze").collect()}
+    # the scores as an independent reader computes them
+    normalized = normalize_texts([copies[name] for name in ("bad", "mid", "good")],
+                                 config.quality.classifier.normalization.as_normalization())
+    scores = dict(zip(("bad", "mid", "good"), label_probability(load(str(model_path)), normalized, "hq"),
+                      strict=True))
+    assert scores["good"] > scores["mid"] > scores["bad"]
+    removed = _duplicates(store)
+    assert set(removed) == {ids["bad"], ids["mid"]}
+    assert {keeper for keeper, _, _ in removed.values()} == {ids["good"]}
+    kept = {row.doc_id for row in store.read("deduped").collect()}
+    assert ids["good"] in kept and store.read("quality_scores").where(f"doc_id = '{ids['good']}'").count()
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from jobs import quality, train
-from jobs.core import storage
+from jobs.core import models, storage
 from jobs.core.config import ConfigError
 from jobs.core.models import read_card
 from jobs.core.stage import StageContext
@@ -167,9 +167,9 @@ def test_model_without_card_uses_config_normalisation(trained, tmp_path):
     settings = config.model_copy(deep=True)
     settings.quality.classifier.model = str(bare)
     settings.quality.classifier.normalization.max_chars = 123
-    scoring = quality.scoring_model(settings, "quality")
+    scoring = models.scoring_model(settings, "quality")
     assert scoring.normalization.max_chars == 123 and scoring.positive_label == "hq"
-    assert quality.scoring_model(config, "quality").normalization.max_chars == 20_000  # from the card
+    assert models.scoring_model(config, "quality").normalization.max_chars == 20_000  # from the card
 
 
 def test_model_and_card_on_s3(trained, s3_server, s3_bucket):
@@ -180,7 +180,7 @@ def test_model_and_card_on_s3(trained, s3_server, s3_bucket):
     settings = config.model_copy(deep=True)
     settings.quality.classifier.model = uri
     settings.output.storage_options = dict(s3_server)
-    scoring = quality.scoring_model(settings, "quality")
+    scoring = models.scoring_model(settings, "quality")
     assert scoring.positive_label == "hq"
     model = scoring.load()
     assert fasttext_models.label_probability(model, ["some text"], "hq").shape == (1,)

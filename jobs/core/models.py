@@ -11,12 +11,15 @@ import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.core import storage
 from udfs import fasttext_models
 from udfs.classifier import ClassifierNormalization, ModelCard, card_uri
 from udfs.fasttext_models import DEFAULT_LID_MODEL, ModelError, packaged_lid_model, sha256_of
+
+if TYPE_CHECKING:
+    from jobs.core.config import ClassifierKind, Config
 
 _TOKENIZERS: dict[str, Any] = {}
 
@@ -91,3 +94,36 @@ def load_tokenizer(uri: str, storage_options: Mapping[str, str] | None = None) -
 
         tokenizer = _TOKENIZERS[uri] = Tokenizer.from_str(storage.read_bytes(uri, storage_options).decode())
     return tokenizer
+
+
+def scoring_model(config: Config, kind: ClassifierKind) -> ScoringModel:
+    """The classifier as configured, with the normalisation and label its card recorded at training
+    (a model trained elsewhere has no card: the config's normalisation and positive label apply)."""
+    settings = config.classifier(kind)
+    uri = config.model_uri(kind)
+    options = dict(config.output.storage_options)
+    card = read_card(uri, options)
+    if card is not None:
+        if card.kind != kind:
+            raise ModelError(f"{uri} is a {card.kind} classifier, not a {kind} classifier")
+        normalization = card.text_normalization
+        positive_label = card.positive_label
+    else:
+        normalization = settings.normalization.as_normalization()
+        positive_label = getattr(settings, "positive_label", None)
+    return ScoringModel(uri=uri, normalization=normalization, positive_label=positive_label,
+                        sha256=settings.model_sha256, storage_options=options)
+
+
+def check_classifier(config: Config, kind: ClassifierKind) -> None:
+    """A missing, unreadable or wrong-kind classifier is a config error (exit 2) before Spark work,
+    naming the command that trains it."""
+    from jobs.core.config import ConfigError
+
+    try:
+        scoring = scoring_model(config, kind)
+        verify(scoring.uri, scoring.storage_options, scoring.sha256)
+    except (ModelError, ValueError) as exc:
+        key = f"quality.{'classifier' if kind == 'quality' else kind + '_classifier'}.model"
+        raise ConfigError(f"{exc} (train it with: curate train-{kind} --config {config.source})", key=key,
+                          source=config.source) from None

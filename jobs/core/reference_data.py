@@ -14,11 +14,11 @@ from collections.abc import Mapping
 import pyarrow as pa
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
-from udfs.decontamination import BenchmarkIndex, benchmark_items, build_index
 
 from jobs.core import storage
 from jobs.core.config import BenchmarkSource, BlocklistSource, Config, ConfigError
 from udfs.blocklists import UrlBlocklist, blocklist_from_categories, parse_list
+from udfs.decontamination import BenchmarkIndex, benchmark_items, build_index
 
 LIST_KINDS = ("domains", "urls")
 
