@@ -44,7 +44,8 @@ demo: preflight demo-data
 	  --set quality.decontamination.benchmarks.0.paths='["$(DEMO_DIR)/benchmarks/demo_qa.jsonl"]' \
 	  --set quality.url_blocklist.lists.0.path='$(DEMO_DIR)/blocklist' \
 	  --set quality.flagged_words.lists.en='$(DEMO_DIR)/wordlists/en.txt' \
-	  --set quality.flagged_words.lists.de='$(DEMO_DIR)/wordlists/de.txt' && \
+	  --set quality.flagged_words.lists.de='$(DEMO_DIR)/wordlists/de.txt' \
+	  --set mix.tokens.tokenizer='$(DEMO_DIR)/tokenizer/tokenizer.json' --set mix.export.tokenized.enabled=true && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s"
 
 # `make test` (what CI runs) leaves out tests marked slow: the standalone cluster with spark-submit

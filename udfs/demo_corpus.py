@@ -1652,6 +1652,30 @@ def write_reference(out_dir: str, spec: DemoSpec) -> str:
     return target
 
 
+DEMO_TOKENIZER_VOCAB = 8192
+
+
+def write_tokenizer(out_dir: str, spec: DemoSpec, pages: int = 2000) -> str:
+    """``<out>/tokenizer/tokenizer.json``: a byte-level BPE (lossless, ``<|endoftext|>`` as its EOS)
+    trained on the demo's reference pages, so the demo counts and exports exact token ids without
+    downloading a tokenizer. A real run points ``mix.tokens.tokenizer`` at its model's tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    target = os.path.join(out_dir, "tokenizer", "tokenizer.json")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=DEMO_TOKENIZER_VOCAB, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    count = min(pages, spec.reference_docs) or pages
+    texts = ((reference_page(spec, index) if spec.reference_docs else original_page(spec, index)).text
+             for index in range(count))
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.save(target)
+    return target
+
+
 def write_benchmark(out_dir: str, spec: DemoSpec) -> str:
     """``<out>/benchmarks/demo_qa.jsonl``: the items leak pages print (id, question, 4 choices, answer)."""
     target = os.path.join(out_dir, "benchmarks", f"{BENCHMARK_NAME}.jsonl")
@@ -1758,8 +1782,9 @@ def _write_shard(out_dir: str, spec: DemoSpec, shard: int) -> dict[str, object]:
 
 
 def write_demo_corpus(out_dir: str, spec: DemoSpec) -> dict[str, object]:
-    """Write ``shard-*.jsonl.gz``, ``truth/``, ``reference/``, ``benchmarks/``, ``blocklist/`` and
-    ``wordlists/``; returns (and saves as ``truth/summary.json``) a summary with the count of each plant."""
+    """Write ``shard-*.jsonl.gz``, ``truth/``, ``reference/``, ``benchmarks/``, ``tokenizer/``,
+    ``blocklist/`` and ``wordlists/``; returns (and saves as ``truth/summary.json``) a summary with the
+    count of each plant."""
     _check_spec(spec)
     os.makedirs(out_dir, exist_ok=True)
     shards = range((spec.docs + spec.shard_docs - 1) // spec.shard_docs)
@@ -1772,6 +1797,7 @@ def write_demo_corpus(out_dir: str, spec: DemoSpec) -> dict[str, object]:
     if spec.reference_docs > 0:
         write_reference(out_dir, spec)
     write_benchmark(out_dir, spec)
+    write_tokenizer(out_dir, spec)
     write_blocklist(out_dir)
     write_wordlists(out_dir)
     _, toxicity_labels = write_toxicity(out_dir, spec)
