@@ -93,7 +93,11 @@ def test_full_pipeline_on_s3(spark, s3_server, s3_bucket, tmp_path):
                 "curated/models/topic.bin", "curated/runs/s3-2026-11-21/funnel.json",
                 "curated/runs/s3-2026-11-21/mix_manifest.json"):
         assert key in keys, key
-    assert any(key.startswith("curated/export/s3-2026-11-21/shard-") for key in keys)
+    assert any(key.startswith("curated/export/s3-2026-11-21/phase=main/shard-") for key in keys)
+    index = json.loads(client.get_object(Bucket=s3_bucket, Key="curated/export/s3-2026-11-21/index.json")
+                       ["Body"].read())
+    listed = {entry["path"] for shard in index["shards"] for entry in shard["files"].values()}
+    assert {f"curated/export/s3-2026-11-21/{path}" for path in listed} <= keys
     for table in ("bronze", "deduped", "filtered", "mixture", "run_ledger", "decisions"):
         assert DeltaTable(store.path(table), storage_options=s3_server).version() >= 0
     filtered = store.read("filtered")
