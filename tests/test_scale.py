@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import zstandard
 
 from jobs import runner
@@ -63,6 +64,7 @@ def _spilled_by_stage(events: Path) -> dict[str, int]:
     return spilled
 
 
+@pytest.mark.slow  # its own small-memory Spark session: ~110 s (make test-all)
 def test_dedup_spills_instead_of_failing_when_memory_is_short(tmp_path):
     corpus = tmp_path / "corpus"
     spec = DemoSpec(docs=20000, seed=3, shard_docs=10000, reference_docs=0, workers=1)
