@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -48,6 +50,29 @@ def test_ingest_reads_from_and_writes_to_s3(spark, s3_server, s3_bucket, tmp_pat
     client = storage.s3_client(s3_server)
     saved = client.get_object(Bucket=s3_bucket, Key="curated/runs/s3-run/funnel.json")["Body"].read()
     assert json.loads(saved)["stages"][0]["docs_out"] == stage.docs_out
+
+
+def test_workers_fetching_one_model_at_once_all_get_it_and_a_replaced_model_is_fetched_again(
+        s3_server, s3_bucket, tmp_path):
+    """Python workers of one executor resolve an s3:// model at the same moment (each downloaded into
+    the same ``.part`` file: all but one failed to rename it); and a model retrained in place under the
+    same key must not be served from the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from jobs.core.models import resolve_model
+
+    client = storage.s3_client(s3_server)
+    uri = f"s3://{s3_bucket}/models/quality.bin"
+    first = os.urandom(8 << 20)
+    client.put_object(Bucket=s3_bucket, Key="models/quality.bin", Body=first)
+    cache = str(tmp_path / "cache")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        paths = list(pool.map(lambda _: resolve_model(uri, s3_server, cache_dir=cache), range(8)))
+    assert len(set(paths)) == 1 and Path(paths[0]).read_bytes() == first
+    assert sorted(os.listdir(os.path.dirname(paths[0]))) == ["quality.bin", "quality.bin.etag"]  # no parts
+    second = os.urandom(1 << 20)
+    client.put_object(Bucket=s3_bucket, Key="models/quality.bin", Body=second)
+    assert Path(resolve_model(uri, s3_server, cache_dir=cache)).read_bytes() == second
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.core import storage
@@ -34,12 +35,16 @@ def resolve_model(uri: str, storage_options: Mapping[str, str] | None = None,
         bucket, key = storage.split_s3(uri)
         cache = cache_dir or os.path.join(tempfile.gettempdir(), "curate-models")
         local = os.path.join(cache, bucket, key)
-        if not os.path.exists(local) or (expected_sha256 and sha256_of(local) != expected_sha256):
-            try:
-                storage.download(uri, local + ".part", storage_options)
-            except Exception as exc:
-                raise ModelError(f"cannot download model {uri}: {exc}") from exc
-            os.replace(local + ".part", local)
+        stamp = local + ".etag"  # the object's ETag when cached: a model retrained in place is fetched again
+        try:
+            etag = storage.object_etag(uri, storage_options)
+            cached = (os.path.exists(local) and os.path.exists(stamp)
+                      and Path(stamp).read_text(encoding="utf-8") == etag)
+            if not cached or (expected_sha256 and sha256_of(local) != expected_sha256):
+                storage.download(uri, local, storage_options)
+                storage.write_bytes(stamp, etag.encode())
+        except Exception as exc:
+            raise ModelError(f"cannot download model {uri}: {exc}") from exc
     else:
         local = os.path.expanduser(uri)
         if not os.path.isfile(local):

@@ -167,12 +167,31 @@ def upload(local_path: str, uri: str, storage_options: Mapping[str, str] | None 
 
 
 def download(uri: str, local_path: str, storage_options: Mapping[str, str] | None = None) -> None:
-    Path(local_path).parent.mkdir(parents=True, exist_ok=True)
+    """All or nothing, and safe when several processes fetch the same object at once (Python workers
+    resolving one model): each writes its own temporary file beside the target and renames it over it."""
+    target = Path(local_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    try:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            s3_client(storage_options).download_file(bucket, key, part)
+        else:
+            shutil.copyfile(uri, part)
+        os.replace(part, target)
+    finally:
+        if os.path.exists(part):
+            os.remove(part)
+
+
+def object_etag(uri: str, storage_options: Mapping[str, str] | None = None) -> str:
+    """What changes when the object does: its S3 ETag, or a local file's size and modification time."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
-        s3_client(storage_options).download_file(bucket, key, local_path)
-    else:
-        shutil.copyfile(uri, local_path)
+        return str(s3_client(storage_options).head_object(Bucket=bucket, Key=key)["ETag"])
+    stat = os.stat(uri)
+    return f"{stat.st_size}-{stat.st_mtime_ns}"
 
 
 def delete(uri: str, storage_options: Mapping[str, str] | None = None) -> None:
