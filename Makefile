@@ -50,8 +50,8 @@ demo: preflight demo-data
 
 # `make test` (what CI runs) leaves out tests marked slow: the standalone cluster with spark-submit
 # --packages, the S3 pipelines (delta-rs and s3a), the clean-venv install, and the longest multi-run
-# guarantees (two runs at once, kill -9 at three points, three nightly runs) and the small-memory spill
-# test; about 32 min together.
+# guarantees (two runs at once, kill -9 at three points, three nightly runs, the lock-bypass race) and the
+# small-memory spill test; about 35 min together.
 test: preflight install
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -168,7 +168,10 @@ def test_s3_lease_conditional_puts(s3_server, s3_bucket):
     takers[0].release()
 
 
-@pytest.mark.parametrize("backend", [pytest.param("embedded", marks=pytest.mark.slow), "native"])
+# Both backends in make test-all (~140 s each); make test keeps the concurrent keyed merges of the table
+# contract suite (tests/test_tables.py) on both backends.
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["embedded", "native"])
 def test_lock_bypassed_concurrent_stages_still_write_each_document_once(spark, corpus, tmp_path, backend):
     """Two runs that both got past the lock: keyed writes keep every table free of duplicates (on native,
     delta-spark's conflict detection makes the loser re-plan its MERGE)."""
