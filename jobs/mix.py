@@ -42,6 +42,7 @@ from udfs.mix import (
     parse_weights,
     plan_phase,
     resolve_eos,
+    room_left,
     schedule_epochs,
     temperature_weights,
     token_dtype,
@@ -145,7 +146,7 @@ def plan_schedule(available: dict[str, tuple[int, int]], budget: float, config: 
     plans: list[DomainPlan] = []
     for phase in settings.phases:
         phase_budget = budget * phase.fraction
-        room = {domain: max(0.0, tokens * caps[domain] - taken[domain])
+        room = {domain: room_left(tokens, caps[domain], taken[domain])
                 for domain, (_, tokens) in available.items()}
         weights = phase_weights(phase, available, phase_budget, config, room)
         phase_plans = plan_phase(phase.name, available, weights, phase_budget,
@@ -268,9 +269,10 @@ def export_shards(mixture: DataFrame, config: Config, run_id: str) -> dict[str, 
     shaped = (mixture.join(F.broadcast(slices), "phase")
               .select((F.col("_first") + F.least(F.floor(F.col("sample_order") * F.col("_shards")),
                                                  F.col("_shards") - 1)).cast("int").alias("shard"),
-                      "sample_order", "doc_id", "phase", "domain", "copy_index", "n_tokens", "url",
-                      F.try_parse_url(F.col("url"), F.lit("HOST")).alias("_host"), "text"))
+                      "sample_order", "doc_id", "phase", "domain", "copy_index", "n_tokens", "url", "text"))
     meco = settings.meco
+    if meco.enabled:  # the host only where a template may name it
+        shaped = shaped.withColumn("_host", F.try_parse_url(F.col("url"), F.lit("HOST")))
     total_tokens = sum(part["tokens"] for part in layout)
     shard_start: dict[int, int] = {}
     if meco.enabled:
@@ -305,13 +307,12 @@ class _ShardWriter:
         self.conditioned_tokens = conditioned_tokens
         self.tokenizer_uri = config.mix.tokens.tokenizer
         self.chars_per_token = config.mix.tokens.chars_per_token
-        self.tokenized = export.tokenized
         self.decompose = export.decompose
         self.chunk_range = (export.min_chunk_log2, export.max_chunk_log2)
         self.token_info: dict[str, Any] | None = None
-        if self.tokenized.enabled and self.tokenizer_uri:
+        if export.tokenized.enabled and self.tokenizer_uri:
             tokenizer = load_tokenizer(self.tokenizer_uri, self.options)
-            eos_token, eos_id = resolve_eos(tokenizer, self.tokenized.eos_token)
+            eos_token, eos_id = resolve_eos(tokenizer, export.tokenized.eos_token)
             dtype = token_dtype(tokenizer.get_vocab_size(with_added_tokens=True))
             self.token_info = {"tokenizer": self.tokenizer_uri, "eos_token": eos_token, "eos_id": eos_id,
                                "dtype": dtype.name, "vocab_size": tokenizer.get_vocab_size(True)}
@@ -352,14 +353,14 @@ class _ShardWriter:
             tokenizer = load_tokenizer(self.tokenizer_uri or "", self.options)
             ids = tokenize_documents(texts, prefixes, tokenizer, self.token_info["eos_id"],
                                      np.dtype(self.token_info["dtype"]))
+            info["token_ids"] = len(ids.tokens)
             for kind, array in (("tokens", ids.tokens), ("offsets", ids.offsets)):
                 name = f"{folder}/shard-{shard:05d}.{kind}.npy"
-                written.append({**info, "file": name, "kind": kind, "token_ids": len(ids.tokens),
+                written.append({**info, "file": name, "kind": kind,
                                 **_write_npy(array, storage.join(self.target, name), self.options)})
             rows = (rows.append_column("token_offset", pa.array(ids.offsets[:-1]))
                     .append_column("token_count", pa.array(np.diff(ids.offsets)))
                     .append_column("prefix_tokens", pa.array(ids.prefix_tokens)))
-            info["token_ids"] = len(ids.tokens)
         name = f"{folder}/shard-{shard:05d}.{suffix}"
         written.append({**info, "file": name, "kind": "text",
                         **_write_file(rows, storage.join(self.target, name), self.format, self.options)})

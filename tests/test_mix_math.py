@@ -118,17 +118,10 @@ def test_decompose_with_and_without_a_tokenizer():
 
 
 def byte_level_tokenizer(vocab_size: int = 400):
-    """A small byte-level BPE (lossless: decode(encode(text)) == text) trained here, with an EOS token."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A small lossless byte-level BPE with an EOS token, trained here on a few phrases."""
+    from udfs.demo_corpus import byte_level_bpe
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(["the cat sat on the mat", "URL: en.wiki.example", "Grüße 日本語"] * 20,
-                                  trainer)
-    return tokenizer
+    return byte_level_bpe(["the cat sat on the mat", "URL: en.wiki.example", "Grüße 日本語"] * 20, vocab_size)
 
 
 def test_tokenized_documents_round_trip_with_prefix_and_eos():

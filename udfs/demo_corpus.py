@@ -41,10 +41,10 @@ import os
 import random
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -1655,24 +1655,30 @@ def write_reference(out_dir: str, spec: DemoSpec) -> str:
 DEMO_TOKENIZER_VOCAB = 8192
 
 
-def write_tokenizer(out_dir: str, spec: DemoSpec, pages: int = 2000) -> str:
-    """``<out>/tokenizer/tokenizer.json``: a byte-level BPE (lossless, ``<|endoftext|>`` as its EOS)
-    trained on the demo's reference pages, so the demo counts and exports exact token ids without
-    downloading a tokenizer. A real run points ``mix.tokens.tokenizer`` at its model's tokenizer.json."""
+def byte_level_bpe(texts: Iterable[str], vocab_size: int) -> Any:
+    """A byte-level BPE trained on ``texts``: lossless (decode(encode(text)) == text for any text) with
+    ``<|endoftext|>`` as its end-of-document token (id 0)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    target = os.path.join(out_dir, "tokenizer", "tokenizer.json")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=DEMO_TOKENIZER_VOCAB, special_tokens=["<|endoftext|>"],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return tokenizer
+
+
+def write_tokenizer(out_dir: str, spec: DemoSpec, pages: int = 2000) -> str:
+    """``<out>/tokenizer/tokenizer.json``: a :func:`byte_level_bpe` trained on the demo's reference pages, so
+    the demo counts and exports exact token ids without downloading a tokenizer. A real run points
+    ``mix.tokens.tokenizer`` at its model's tokenizer.json."""
+    target = os.path.join(out_dir, "tokenizer", "tokenizer.json")
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     count = min(pages, spec.reference_docs) or pages
     texts = ((reference_page(spec, index) if spec.reference_docs else original_page(spec, index)).text
              for index in range(count))
-    tokenizer.train_from_iterator(texts, trainer)
-    tokenizer.save(target)
+    byte_level_bpe(texts, DEMO_TOKENIZER_VOCAB).save(target)
     return target
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -114,8 +114,10 @@ class DomainPlan:
     def stream_end(self) -> float:
         return self.stream_start + self.planned_tokens
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+def room_left(available_tokens: int, max_epochs: float, taken: float) -> float:
+    """Tokens a domain may still give: its cap over the whole schedule less what earlier phases took."""
+    return max(0.0, available_tokens * max_epochs - taken)
 
 
 def plan_phase(phase: str, available: Mapping[str, tuple[int, int]], weights: Mapping[str, float],
@@ -132,12 +134,11 @@ def plan_phase(phase: str, available: Mapping[str, tuple[int, int]], weights: Ma
         weight = shares.get(domain, 0.0)
         target = weight * budget
         epochs = max_epochs[domain]
-        cap = tokens * epochs
         start = float(taken.get(domain, 0.0))
-        room = max(0.0, cap - start)
+        room = room_left(tokens, epochs, start)
         feasible = target <= room * (1 + 1e-12)
-        plans.append(DomainPlan(phase, domain, docs, tokens, weight, target, min(target, room), start, cap,
-                                epochs, feasible, not feasible and target > 0))
+        plans.append(DomainPlan(phase, domain, docs, tokens, weight, target, min(target, room), start,
+                                tokens * epochs, epochs, feasible, not feasible and target > 0))
     return plans
 
 
