@@ -21,6 +21,8 @@ import pyarrow as pa
 from jobs.core import audit, models
 from jobs.core.components import connected_components
 from jobs.core.config import Config, ConfigError
+from jobs.core.increment import undecided
+from jobs.core.lineage import Stored
 from jobs.core.pandas_udfs import jaccard_udf, score_udf
 from jobs.core.stage import Stage, StageContext, StageResult
 from udfs.minhash import (
@@ -112,54 +114,41 @@ DUPLICATE_SCHEMA = "doc_id string, cluster_id string, keeper_doc_id string, meth
 
 @dataclass
 class Work:
-    """What the steps hand each other; every persisted frame is released at the end of the run.
+    """What the steps hand each other.
 
     Documents are numbered by keeper priority (``rank``: 0 is the best new document, earlier runs' kept
     documents are negative), so every "best of a group" below is a min over longs: hash aggregation and
-    8-byte keys instead of sorting structs of strings, which is what made 1M documents run out of memory."""
+    8-byte keys instead of sorting structs of strings, which is what made 1M documents run out of memory.
+    Every frame read twice is stored once (:class:`Stored`): short plans, and the writes at the end do not
+    invalidate what the steps computed from the tables they write."""
 
-    source: DataFrame  # the documents to judge, all bronze columns and _priority (never cached: it has text)
-    docs: DataFrame  # doc_id, n_chars, rank of those documents (cached: small)
+    source: DataFrame  # the bronze rows to judge, all columns (never stored: it has text)
+    docs: DataFrame  # doc_id, n_chars, rank of those documents (stored: small)
+    stored: Stored
     features: DataFrame | None = None  # doc_id, exact_hash, has_shingles, signature, band_keys
     exact: DataFrame | None = None  # exact duplicates (DUPLICATE_SCHEMA)
     near: DataFrame | None = None  # near duplicates (DUPLICATE_SCHEMA)
     details: dict[str, Any] = field(default_factory=dict)
-    persisted: list[DataFrame] = field(default_factory=list)
-
-    def keep(self, frame: DataFrame, on_disk: bool = False) -> DataFrame:
-        """Cache a frame the next steps read more than once; ``on_disk`` for the large ones (signatures),
-        which would otherwise hold storage memory that sorts and joins need."""
-        from pyspark import StorageLevel
-
-        persisted = frame.persist(StorageLevel.DISK_ONLY if on_disk else StorageLevel.MEMORY_AND_DISK)
-        self.persisted.append(persisted)
-        return persisted
-
-    def release(self) -> None:
-        for frame in self.persisted:
-            frame.unpersist()
 
 
-def pending_documents(ctx: StageContext) -> DataFrame:
-    """Bronze, less (incremental) the documents an earlier run already decided, with keeper priority."""
+def pending_documents(ctx: StageContext) -> tuple[DataFrame, DataFrame]:
+    """(bronze rows that may be pending, the pending ones): all of bronze, or (incremental) bronze less
+    the documents an earlier run already kept or removed."""
     store, tables = ctx.store, ctx.tables
     bronze = store.read(tables.bronze)
-    if ctx.config.dedup.incremental:  # a retried run judges its own documents again
-        for name in (tables.deduped, tables.duplicates):
-            if store.exists(name):
-                decided = store.read(name)
-                bronze = bronze.join(decided.where(decided.run_id != ctx.run_id).select("doc_id"), "doc_id",
-                                     "left_anti")
-    return bronze.withColumn("_priority", _priority(bronze, ctx.config))
+    if not ctx.config.dedup.incremental:
+        return bronze, bronze
+    decided = [store.read(name) for name in (tables.deduped, tables.duplicates) if store.exists(name)]
+    return undecided(bronze, decided, ctx.run_id)
 
 
-def ranked(source: DataFrame) -> DataFrame:
+def ranked(source: DataFrame, config: Config) -> DataFrame:
     """doc_id, n_chars and a rank that increases with keeper priority (the smallest is the best): one
     global sort of a narrow frame; ids taken right after it follow its order on any partitioning."""
     from pyspark.sql import functions as F
 
-    return (source.select("doc_id", "n_chars", "_priority").orderBy("_priority")
-            .select("doc_id", "n_chars", F.monotonically_increasing_id().alias("rank")))
+    return (source.select("doc_id", "n_chars", _priority(source, config).alias("_priority"))
+            .orderBy("_priority").select("doc_id", "n_chars", F.monotonically_increasing_id().alias("rank")))
 
 
 def features_step(ctx: StageContext, work: Work) -> None:
@@ -175,8 +164,9 @@ def features_step(ctx: StageContext, work: Work) -> None:
         for batch in batches:
             yield dedup_features(batch, spec, exact_normalization, bands, rows)
 
-    work.features = work.keep(work.source.select("doc_id", "text")
-                              .mapInArrow(features_of, from_arrow_schema(FEATURE_SCHEMA)), on_disk=True)
+    documents = work.source.join(work.docs.select("doc_id"), "doc_id", "left_semi")
+    work.features = work.stored(documents.select("doc_id", "text")
+                                .mapInArrow(features_of, from_arrow_schema(FEATURE_SCHEMA)), on_disk=True)
 
 
 def exact_step(ctx: StageContext, work: Work) -> None:
@@ -190,16 +180,17 @@ def exact_step(ctx: StageContext, work: Work) -> None:
     hashed = (work.features.where(F.col("exact_hash").isNotNull()).select("doc_id", "exact_hash")
               .join(work.docs.select("doc_id", "rank"), "doc_id"))
     candidates = hashed.select("exact_hash", "rank", "doc_id")
-    if ctx.config.dedup.incremental:
-        old = _earlier_index(ctx, ctx.tables.dedup_exact_index,
-                             "exact_hash string, doc_id string, run_id string")
+    if ctx.config.dedup.incremental:  # only the earlier hashes that a new document has
+        schema = "exact_hash string, doc_id string, run_id string"
+        old = (_earlier_index(ctx, ctx.tables.dedup_exact_index, schema)
+               .join(hashed.select("exact_hash"), "exact_hash", "left_semi"))
         old_rank = _old_rank(F.col("doc_id")).alias("rank")
         candidates = candidates.unionByName(old.select("exact_hash", old_rank, "doc_id"))
     best = candidates.groupBy("exact_hash").agg(F.min("rank").alias("_best"))
     keepers = (best.join(candidates.select("exact_hash", F.col("rank").alias("_best"),
                                            F.col("doc_id").alias("keeper_doc_id")), ["exact_hash", "_best"])
                .dropDuplicates(["exact_hash"]))
-    work.exact = work.keep(
+    work.exact = work.stored(
         hashed.join(keepers, "exact_hash").where(F.col("rank") != F.col("_best"))
         .select("doc_id", F.concat(F.lit("exact:"), F.col("exact_hash")).alias("cluster_id"),
                 "keeper_doc_id", F.lit("exact").alias("method"), F.lit(1.0).alias("est_jaccard")))
@@ -224,35 +215,41 @@ def candidates_step(ctx: StageContext, work: Work) -> Candidates:
     bands = numbered.select("rank", F.posexplode("band_keys").alias("band", "key"))
     signatures = numbered.select("rank", "doc_id", "signature")
     if config.dedup.incremental:
+        # Only the earlier documents that share a bucket with a new one: the index is joined on the new
+        # band keys (a broadcast semi-join for a night's worth), never grouped whole.
         old_bands = _earlier_index(ctx, ctx.tables.dedup_band_index,
                                    "band int, key long, doc_id string, spec string, run_id string")
-        old_signatures = _earlier_index(ctx, ctx.tables.dedup_signature_index,
-                                        "doc_id string, signature binary, spec string, run_id string")
         _check_index_spec(old_bands, index_spec_label(config), config)
-        bands = bands.unionByName(old_bands.select(_old_rank(F.col("doc_id")).alias("rank"), "band", "key"))
+        colliding = work.stored(old_bands.join(bands.select("band", "key"), ["band", "key"], "left_semi")
+                                .select(_old_rank(F.col("doc_id")).alias("rank"), "band", "key", "doc_id"))
+        old_signatures = (_earlier_index(ctx, ctx.tables.dedup_signature_index,
+                                         "doc_id string, signature binary, spec string, run_id string")
+                          .join(colliding.select("doc_id"), "doc_id", "left_semi"))
+        bands = bands.unionByName(colliding.select("rank", "band", "key"))
         signatures = signatures.unionByName(
             old_signatures.select(_old_rank(F.col("doc_id")).alias("rank"), "doc_id", "signature"))
+    bands = work.stored(bands)
     # A star per bucket (every member to the bucket's best document): edges grow with members, never with
     # members squared, so one giant bucket of boilerplate costs what its members cost.
     buckets = (bands.groupBy("band", "key")
                .agg(F.min("rank").alias("_centre"), F.max("rank").alias("_newest"),
                     F.count(F.lit(1)).alias("_size"))
                .where((F.col("_size") > 1) & (F.col("_newest") >= 0)))
-    edges = work.keep(bands.join(buckets, ["band", "key"]).where(F.col("rank") != F.col("_centre"))
+    edges = work.stored(bands.join(buckets, ["band", "key"]).where(F.col("rank") != F.col("_centre"))
                       .select(F.col("rank").alias("src"), F.col("_centre").alias("dst")).distinct())
     candidate_count = edges.count()
     # Each signature is looked up once, and only for documents on a candidate edge: a semi-join with
     # the (small) node set, which AQE broadcasts, instead of carrying every signature through the joins.
     nodes = (edges.select(F.col("src").alias("rank"))
              .union(edges.select(F.col("dst").alias("rank"))).distinct())
-    on_edges = work.keep(signatures.join(nodes, "rank", "left_semi"))
+    on_edges = work.stored(signatures.join(nodes, "rank", "left_semi"))
     if settings.verify:
         jaccard = jaccard_udf(settings.num_perm)
         threshold = verification_threshold(settings.jaccard_threshold, settings.num_perm,
                                            settings.verify_margin_sigmas)
         left = on_edges.select(F.col("rank").alias("src"), F.col("signature").alias("s1"))
         right = on_edges.select(F.col("rank").alias("dst"), F.col("signature").alias("s2"))
-        edges = work.keep(edges.join(left, "src").join(right, "dst")
+        edges = work.stored(edges.join(left, "src").join(right, "dst")
                           .where(jaccard("s1", "s2") >= F.lit(threshold)).select("src", "dst"))
     work.details["components"] = {"candidate_edges": candidate_count, "verified_edges": edges.count()}
     return Candidates(on_edges.select("rank", "doc_id"), on_edges.select("rank", "signature"), edges)
@@ -272,7 +269,7 @@ def components_and_keepers_step(ctx: StageContext, work: Work, candidates: Candi
     ids, signatures = candidates.ids, candidates.signatures
     jaccard = jaccard_udf(settings.minhash.num_perm)
     removed = labels.where((F.col("rank") >= 0) & (F.col("rank") != F.col("keeper")))
-    work.near = work.keep(
+    work.near = work.stored(
         removed.join(ids, "rank").join(signatures.withColumnRenamed("signature", "s1"), "rank")
         .join(ids.select(F.col("rank").alias("keeper"), F.col("doc_id").alias("keeper_doc_id")), "keeper")
         .join(signatures.select(F.col("rank").alias("keeper"), F.col("signature").alias("s2")), "keeper")
@@ -306,7 +303,8 @@ def write_step(ctx: StageContext, work: Work, duplicates: DataFrame, columns: li
     store, tables, run_id = ctx.store, ctx.tables, ctx.run_id
     incremental = ctx.config.dedup.incremental
     spec_label = index_spec_label(ctx.config)
-    kept = work.source.join(duplicates.select("doc_id"), "doc_id", "left_anti").drop("_priority")
+    kept = (work.source.join(work.docs.select("doc_id"), "doc_id", "left_semi")
+            .join(duplicates.select("doc_id"), "doc_id", "left_anti"))
     kept_features = work.features.join(duplicates.select("doc_id"), "doc_id", "left_anti")
     written = {
         tables.deduped: ctx.save(kept.select(*columns), tables.deduped, key=["doc_id"],
@@ -349,25 +347,24 @@ def lsh_details(config: Config) -> dict[str, Any]:
 def run(ctx: StageContext) -> StageResult:
     from pyspark.sql import functions as F
 
-    bronze_columns = ctx.store.read(ctx.tables.bronze).columns
-    source = pending_documents(ctx)
-    work = Work(source=source, docs=ranked(source))
-    work.docs = work.keep(work.docs)
+    rows, pending = pending_documents(ctx)
+    stored = Stored()
+    work = Work(source=rows, docs=stored(ranked(pending, ctx.config)), stored=stored)
     work.details["lsh"] = lsh_details(ctx.config)
     try:
         features_step(ctx, work)
         exact_step(ctx, work)
         if ctx.config.dedup.minhash.enabled:
             components_and_keepers_step(ctx, work, candidates_step(ctx, work))
-        duplicates = work.keep(duplicates_of(ctx, work))
+        duplicates = work.stored(duplicates_of(ctx, work))
         counts = work.docs.agg(F.count(F.lit(1)).alias("docs"), F.sum("n_chars").alias("chars")).first()
         removed = {row["method"]: (int(row["docs"]), int(row["chars"] or 0)) for row in
                    duplicates.join(work.docs.select("doc_id", "n_chars"), "doc_id")
                    .groupBy("method").agg(F.count(F.lit(1)).alias("docs"), F.sum("n_chars").alias("chars"))
                    .collect()}
-        versions = write_step(ctx, work, duplicates, bronze_columns)
+        versions = write_step(ctx, work, duplicates, rows.columns)
     finally:
-        work.release()
+        stored.release()
     drops = {f"{'exact' if method == 'exact' else 'near'}_duplicate": docs
              for method, (docs, _) in sorted(removed.items())}
     removed_chars = sum(chars for _, chars in removed.values())
@@ -378,11 +375,12 @@ def run(ctx: StageContext) -> StageResult:
 
 
 def _check_index_spec(old_bands: DataFrame, spec_label: str, config: Config) -> None:
-    specs = [row["spec"] for row in old_bands.select("spec").distinct().limit(3).collect()]
-    foreign = [spec for spec in specs if spec != spec_label]
-    if foreign:
+    """The index holds one spec (an incremental write comes after this check, any other replaces the
+    index), so its first row tells: one file read, not a scan of the index."""
+    first = old_bands.select("spec").head(1)
+    if first and first[0]["spec"] != spec_label:
         raise ConfigError(
-            f"the dedup index was built with {foreign[0]} but the config now gives {spec_label}; "
+            f"the dedup index was built with {first[0]['spec']} but the config now gives {spec_label}; "
             "restore the MinHash/LSH settings or rebuild the index with dedup.incremental=false",
             key="dedup.minhash", source=config.source)
 

@@ -20,6 +20,8 @@ from jobs.core import audit, models, reference_data
 from jobs.core.config import Config, ConfigError
 from jobs.core.errors import PolicyError
 from jobs.core.hashing import unit_uniform
+from jobs.core.increment import undecided
+from jobs.core.lineage import Stored
 from jobs.core.pandas_udfs import label_udf, score_udf
 from jobs.core.stage import Stage, StageContext, StageResult
 from udfs import fasttext_models
@@ -228,23 +230,20 @@ def _details(scores: DataFrame, config: Config, rules: QualityRules, index: Any)
 
 
 def run(ctx: StageContext) -> StageResult:
-    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     config, store, tables, run_id = ctx.config, ctx.store, ctx.tables, ctx.run_id
     rules = quality_rules(config)
-    docs = store.read(tables.deduped)
+    rows = docs = store.read(tables.deduped)
     incremental = config.quality.incremental
-    if incremental and store.exists(tables.quality_scores):  # a retried run scores its own documents again
-        scored_before = store.read(tables.quality_scores)
-        docs = docs.join(scored_before.where(scored_before.run_id != run_id).select("doc_id"), "doc_id",
-                         "left_anti")
+    if incremental and store.exists(tables.quality_scores):
+        rows, docs = undecided(rows, [store.read(tables.quality_scores)], run_id)
     index = reference_data.benchmark_index(config) if rules.decontamination is not None else None
     shared = ctx.spark.sparkContext.broadcast(index) if index is not None else None
-    base = _scored(docs, config, rules, shared).persist(StorageLevel.MEMORY_AND_DISK)
-    scores = (_classifier_reasons(base, config).withColumn("run_id", F.lit(run_id))
-              .persist(StorageLevel.MEMORY_AND_DISK))
-    try:
+    stored = Stored()
+    try:  # stored once: every read below (counts, writes, details) scans the result, scoring runs once
+        base = stored(_scored(docs, config, rules, shared), on_disk=True)
+        scores = stored(_classifier_reasons(base, config).withColumn("run_id", F.lit(run_id)), on_disk=True)
         by_reason = {row["drop_reason"]: int(row["count"])
                      for row in scores.groupBy("drop_reason").count().collect()}
         if sum(by_reason.values()) and not by_reason.get(None) and not config.quality.allow_empty_output:
@@ -252,7 +251,7 @@ def run(ctx: StageContext) -> StageResult:
             raise PolicyError(f"scored {sum(by_reason.values())} documents and kept none ({reasons}); "
                               "quality.allow_empty_output: true accepts this")
         extra = [name for name in ("lang", "lang_score", *CLASSIFIER_COLUMNS) if name in scores.columns]
-        kept = (docs.join(scores.where(F.col("drop_reason").isNull())
+        kept = (rows.join(scores.where(F.col("drop_reason").isNull())
                           .select("doc_id", "cleaned_text", *extra), "doc_id")
                 .withColumn("text", F.coalesce("cleaned_text", "text")).drop("cleaned_text")
                 .withColumn("n_chars", F.length("text")))
@@ -268,12 +267,12 @@ def run(ctx: StageContext) -> StageResult:
         decision = F.when(F.col("drop_reason").isNull(), F.lit("kept")).otherwise(F.lit("dropped"))
         written[tables.decisions] = audit.record(ctx, audit.decisions(
             scores, "quality", decision, F.col("drop_reason"), F.concat_ws(" ", *shown), run_id), "quality")
-        chars_in = docs.agg(F.sum("n_chars")).first()[0] or 0
+        judged = rows.join(scores.select("doc_id"), "doc_id", "left_semi")
+        chars_in = judged.agg(F.sum("n_chars")).first()[0] or 0
         chars_out = kept.agg(F.sum("n_chars")).first()[0] or 0
         details = _details(scores, config, rules, index)
     finally:
-        scores.unpersist()
-        base.unpersist()
+        stored.release()
         if shared is not None:
             shared.unpersist()
 

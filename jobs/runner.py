@@ -112,7 +112,7 @@ def started(context: StageContext, spark: SparkSession | None = None) -> StageCo
 
     config = context.config
     try:
-        session = spark or get_spark(config.spark)
+        session = spark or get_spark(config.spark, s3=storage.mentions_s3(config.model_dump()))
     except Exception as exc:  # a bad Spark setting, no JVM: the environment, not the pipeline
         raise SetupError(f"cannot start Spark: {_first_line(exc)}") from exc
     configure_s3a(session, [(config.output.root, config.output.storage_options)]

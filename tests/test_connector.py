@@ -25,6 +25,24 @@ def test_default_packages_match_the_installed_delta_spark_and_pyspark_hadoop():
     pyspark_jars = os.listdir(Path(__import__("pyspark").__file__).parent / "jars")
     assert f"hadoop-client-api-{hadoop_aws.rsplit(':', 1)[1]}.jar" in pyspark_jars
     assert connector.packages_for([]) == [] and connector.packages_for(["a:b:1"]) == ["a:b:1"]
+    assert connector.packages_for("auto", s3=False) == [delta]  # no 558 MB AWS SDK without an S3 path
+
+
+def test_a_session_loads_hadoop_aws_only_for_a_config_that_names_s3(tmp_path):
+    from jobs.core.config import validate_config
+    from jobs.core.storage import mentions_s3
+
+    local = validate_config({"input": {"paths": [str(tmp_path / "*.jsonl")]},
+                             "output": {"root": str(tmp_path / "out")}}, source="test")
+    assert not mentions_s3(local.model_dump())
+    for path in ("input.paths", "output.root", "quality.classifier.model"):
+        data = {"input": {"paths": [str(tmp_path / "*.jsonl")]}, "output": {"root": str(tmp_path / "out")}}
+        section, key = path.rsplit(".", 1)
+        target = data
+        for part in section.split("."):
+            target = target.setdefault(part, {})
+        target[key] = ["s3a://bucket/in/*.jsonl"] if key == "paths" else "s3://bucket/x"
+        assert mentions_s3(validate_config(data, source="test").model_dump()), path
 
 
 def test_resolved_jars_are_remembered_only_while_every_file_exists(tmp_path):
@@ -35,9 +53,12 @@ def test_resolved_jars_are_remembered_only_while_every_file_exists(tmp_path):
     assert connector.cached_jars(packages, str(tmp_path)) is None
     connector.record_jars(packages, str(tmp_path), ",".join(f"file://{jar}" for jar in jars))
     assert connector.cached_jars(list(reversed(packages)), str(tmp_path)) == [str(jar) for jar in jars]
-    assert connector.cached_jars(["g:a:1"], str(tmp_path)) is None  # another package set
+    # a subset is served by a resolved superset (no route to Maven needed to drop a package)
+    assert connector.cached_jars(["g:a:1"], str(tmp_path)) == [str(jar) for jar in jars]
+    assert connector.cached_jars(["g:c:1"], str(tmp_path)) is None  # another package set
     jars[1].unlink()
     assert connector.cached_jars(packages, str(tmp_path)) is None
+    assert connector.cached_jars(["g:a:1"], str(tmp_path)) is None
 
 
 def test_the_test_session_loaded_the_connector(spark):

@@ -29,16 +29,19 @@ def _pyspark_hadoop_version() -> str:
     return found.group(1)
 
 
-def default_packages() -> list[str]:
+def default_packages(s3: bool = True) -> list[str]:
     """delta-spark at the version of the installed ``delta-spark`` Python package (as
-    ``configure_spark_with_delta_pip`` does) and hadoop-aws at pyspark's Hadoop version."""
+    ``configure_spark_with_delta_pip`` does) and, when ``s3``, hadoop-aws at pyspark's Hadoop version (its
+    AWS SDK bundle is 558 MB: a session that reaches no S3 path does not load it)."""
     delta_version = importlib.metadata.version("delta-spark")
-    return [f"io.delta:delta-spark_{SCALA_BINARY_VERSION}:{delta_version}",
-            f"org.apache.hadoop:hadoop-aws:{_pyspark_hadoop_version()}"]
+    packages = [f"io.delta:delta-spark_{SCALA_BINARY_VERSION}:{delta_version}"]
+    if s3:
+        packages.append(f"org.apache.hadoop:hadoop-aws:{_pyspark_hadoop_version()}")
+    return packages
 
 
-def packages_for(setting: str | Sequence[str]) -> list[str]:
-    return default_packages() if setting == "auto" else list(setting)
+def packages_for(setting: str | Sequence[str], s3: bool = True) -> list[str]:
+    return default_packages(s3) if setting == "auto" else list(setting)
 
 
 def _manifest_path(packages: Sequence[str], cache: str) -> str:
@@ -46,14 +49,30 @@ def _manifest_path(packages: Sequence[str], cache: str) -> str:
     return os.path.join(os.path.expanduser(cache), f"resolved-{digest}.json")
 
 
-def cached_jars(packages: Sequence[str], cache: str) -> list[str] | None:
-    """The jar files an earlier session resolved for exactly these packages, if they are all still there."""
+def _manifest_jars(path: str) -> tuple[set[str], list[str]] | None:
+    """(packages, jar files) of a manifest whose jars are all still there."""
     try:
-        with open(_manifest_path(packages, cache), encoding="utf-8") as handle:
-            jars = json.load(handle)["jars"]
-    except (OSError, ValueError, KeyError):
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+        packages, jars = set(manifest["packages"]), list(manifest["jars"])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return jars if jars and all(os.path.isfile(jar) for jar in jars) else None
+    return (packages, jars) if jars and all(os.path.isfile(jar) for jar in jars) else None
+
+
+def cached_jars(packages: Sequence[str], cache: str) -> list[str] | None:
+    """The jar files an earlier session resolved for exactly these packages, if they are all still there;
+    else those of a resolved superset (a machine that fetched delta-spark with hadoop-aws and has no route
+    to Maven now still gets delta-spark, with a jar more than it needs)."""
+    exact = _manifest_jars(_manifest_path(packages, cache))
+    if exact is not None:
+        return exact[1]
+    wanted = set(packages)
+    for path in sorted(glob.glob(os.path.join(os.path.expanduser(cache), "resolved-*.json"))):
+        found = _manifest_jars(path)
+        if found is not None and wanted <= found[0]:
+            return found[1]
+    return None
 
 
 def record_jars(packages: Sequence[str], cache: str, spark_jars: str) -> list[str]:

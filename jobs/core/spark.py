@@ -136,10 +136,10 @@ def configure_s3a(spark: SparkSession, paths_and_options: Sequence[tuple[str, Ma
                 hadoop.set(key, value)
 
 
-def _connector_conf(settings: SparkSettings) -> tuple[dict[str, str], list[str]]:
+def _connector_conf(settings: SparkSettings, s3: bool) -> tuple[dict[str, str], list[str]]:
     """Session settings that load the JVM packages (from the jar cache when an earlier session fetched them),
     and the packages still to fetch (empty when cached or none wanted)."""
-    packages = connector.packages_for(settings.packages)
+    packages = connector.packages_for(settings.packages, s3)
     if not packages:
         return {}, []
     conf: dict[str, str] = {}
@@ -168,8 +168,9 @@ def _build(settings: SparkSettings, conf: dict[str, str]) -> SparkSession:
     return builder.getOrCreate()
 
 
-def get_spark(settings: SparkSettings | None = None) -> SparkSession:
-    """Build (or join) the session for a job; idempotent within a process."""
+def get_spark(settings: SparkSettings | None = None, s3: bool = True) -> SparkSession:
+    """Build (or join) the session for a job; idempotent within a process. ``s3``: whether the job may
+    reach an S3 path (hadoop-aws is loaded only then; see :func:`jobs.core.storage.mentions_s3`)."""
     from pyspark.sql import SparkSession
 
     settings = settings or SparkSettings()
@@ -191,7 +192,7 @@ def get_spark(settings: SparkSettings | None = None) -> SparkSession:
         log_config = Path(__file__).with_name("log4j2.properties")
         conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log_config}"
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        packages_conf, fetching = _connector_conf(settings)
+        packages_conf, fetching = _connector_conf(settings, s3)
         conf.update(packages_conf)
     user_conf = {key: str(value) for key, value in settings.conf.items()}
     if "spark.jars" in user_conf and "spark.jars" in conf:

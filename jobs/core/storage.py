@@ -40,6 +40,17 @@ def is_s3(path: str) -> bool:
     return path.startswith(S3_SCHEMES)
 
 
+def mentions_s3(settings: Any) -> bool:
+    """Whether any string in a (nested) settings value is an S3 URI: the session then needs S3A."""
+    if isinstance(settings, str):
+        return is_s3(settings)
+    if isinstance(settings, Mapping):
+        return any(mentions_s3(value) for value in settings.values())
+    if isinstance(settings, (list, tuple)):
+        return any(mentions_s3(value) for value in settings)
+    return False
+
+
 def split_s3(uri: str) -> tuple[str, str]:
     without_scheme = uri.split("://", 1)[1]
     bucket, _, key = without_scheme.partition("/")
